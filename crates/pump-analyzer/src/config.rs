@@ -1,0 +1,594 @@
+//! Settings: read once from the environment (with `./.env` loaded first) and command-line flags,
+//! parsed into typed values at the edge. A malformed value stops start-up with a message naming the
+//! variable (SPEC §1); nothing silently falls back. Also renders the start-up banner.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use ipnet::IpNet;
+
+/// A value that must never be printed: `Debug` and `Display` show a mask.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+    /// The wrapped value; call sites that use it say so explicitly.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("********")
+    }
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `sqlite://PATH` (relative to the working directory) or `sqlite:///ABSOLUTE/PATH`.
+    Sqlite(PathBuf),
+    /// `postgres://…` or `postgresql://…`.
+    Postgres(Secret<String>),
+}
+
+impl DatabaseUrl {
+    fn parse(raw: &str) -> Result<Self, String> {
+        if let Some(path) = raw.strip_prefix("sqlite://").or_else(|| raw.strip_prefix("sqlite:")) {
+            let path = path.split('?').next().unwrap_or_default();
+            if path.is_empty() {
+                return Err("expected sqlite://PATH (for example sqlite://pump.db)".into());
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Ok(Self::Postgres(Secret::new(raw.to_string())));
+        }
+        Err("expected sqlite://PATH or postgres://USER@HOST:PORT/DATABASE".into())
+    }
+
+    /// A printable form: the SQLite path, or the PostgreSQL URL with its password masked.
+    pub fn display(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("sqlite://{}", path.display()),
+            Self::Postgres(url) => mask_url_password(url.expose()),
+        }
+    }
+}
+
+fn mask_url_password(url: &str) -> String {
+    // scheme://user:password@host → scheme://user:****@host
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_string() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:****@{host}"),
+        None => url.to_string(),
+    }
+}
+
+/// `SESSION_COOKIE_SECURE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieSecure {
+    Always,
+    Never,
+    /// Secure when the request came over HTTPS (directly, or via a trusted proxy's
+    /// `X-Forwarded-Proto`).
+    Auto,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The effective configuration of one process.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub host: IpAddr,
+    pub port: u16,
+    /// Every valid ingest token; empty = ingest is open (SPEC §2.1).
+    pub ingest_tokens: Secret<Vec<String>>,
+    /// Requests per rolling minute per client IP; 0 disables the limit.
+    pub ingest_rate_limit: u32,
+    pub cors_origins: Vec<String>,
+    pub database: DatabaseUrl,
+    pub redis_url: Option<Secret<String>>,
+    pub secret_key: Option<Secret<String>>,
+    pub session_timeout: u64,
+    pub session_max_lifetime: u64,
+    pub session_cookie_secure: CookieSecure,
+    pub dashboard_password: Option<Secret<String>>,
+    pub trusted_proxies: Vec<IpNet>,
+    /// Extra `Host` names accepted when bound to loopback (SPEC §2.3).
+    pub allowed_hosts: Vec<String>,
+    pub max_nonces: u64,
+    pub rounds_retention: u64,
+    pub log_format: LogFormat,
+    pub log_file: Option<PathBuf>,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+}
+
+/// A configuration error: which variable, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {}: {}", self.variable, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Command-line overrides of `serve` (they win over the environment).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub host: Option<String>,
+    pub port: Option<String>,
+    pub database_url: Option<String>,
+}
+
+/// Variable names documented in SPEC §1, in the order `config` prints them.
+pub const VARIABLES: &[&str] = &[
+    "API_HOST",
+    "API_PORT",
+    "INGEST_TOKEN",
+    "INGEST_RATE_LIMIT",
+    "API_CORS_ORIGINS",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SECRET_KEY",
+    "FLASK_SECRET_KEY",
+    "SESSION_TIMEOUT",
+    "SESSION_MAX_LIFETIME",
+    "SESSION_COOKIE_SECURE",
+    "DASHBOARD_PASSWORD",
+    "TRUSTED_PROXIES",
+    "ALLOWED_HOSTS",
+    "MAX_NONCES",
+    "ROUNDS_RETENTION",
+    "LOG_FORMAT",
+    "LOG_FILE",
+    "TLS_CERT_FILE",
+    "TLS_KEY_FILE",
+];
+
+impl Settings {
+    /// Loads `./.env` (only the working directory's, never a parent's; the real environment wins)
+    /// and reads the process environment.
+    pub fn from_process(overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut vars: HashMap<String, String> = HashMap::new();
+        if let Ok(iter) = dotenvy::from_path_iter(".env") {
+            for (key, value) in iter.flatten() {
+                vars.insert(key, value);
+            }
+        }
+        for (key, value) in std::env::vars() {
+            vars.insert(key, value);
+        }
+        Self::from_vars(&vars, overrides)
+    }
+
+    /// Parses settings from a map of variables; used directly by tests.
+    pub fn from_vars(vars: &HashMap<String, String>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let get =
+            |name: &str| -> Option<String> { vars.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) };
+        let host_raw = overrides.host.clone().or_else(|| get("API_HOST"));
+        let host = match host_raw {
+            None => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            Some(raw) => parse_host(&raw).map_err(|message| ConfigError { variable: "API_HOST", message })?,
+        };
+        let port = match overrides.port.clone().or_else(|| get("API_PORT")) {
+            None => 8000,
+            Some(raw) => raw.parse::<u16>().map_err(|_| ConfigError {
+                variable: "API_PORT",
+                message: format!("expected a port number 0-65535, got {raw:?}"),
+            })?,
+        };
+        let ingest_tokens = get("INGEST_TOKEN").map(|raw| split_list(&raw)).unwrap_or_default();
+        let ingest_rate_limit = parse_number::<u32>(get("INGEST_RATE_LIMIT"), "INGEST_RATE_LIMIT", 60)?;
+        let cors_origins = match get("API_CORS_ORIGINS") {
+            None => vec!["http://localhost:5173".to_string()],
+            Some(raw) => split_list(&raw)
+                .into_iter()
+                .map(|origin| validate_origin(&origin).map(|_| origin.trim_end_matches('/').to_string()))
+                .collect::<Result<_, _>>()
+                .map_err(|message| ConfigError { variable: "API_CORS_ORIGINS", message })?,
+        };
+        let database_raw =
+            overrides.database_url.clone().or_else(|| get("DATABASE_URL")).unwrap_or_else(|| "sqlite://pump.db".into());
+        let database = DatabaseUrl::parse(&database_raw).map_err(|message| ConfigError {
+            variable: "DATABASE_URL",
+            message: format!("{message}, got {:?}", mask_url_password(&database_raw)),
+        })?;
+        let redis_url = match get("REDIS_URL") {
+            None => None,
+            Some(raw) if raw.starts_with("redis://") || raw.starts_with("rediss://") => Some(Secret::new(raw)),
+            Some(raw) => {
+                return Err(ConfigError {
+                    variable: "REDIS_URL",
+                    message: format!("expected redis://HOST:PORT, got {:?}", mask_url_password(&raw)),
+                });
+            }
+        };
+        let secret_key = get("SECRET_KEY").or_else(|| get("FLASK_SECRET_KEY")).map(Secret::new);
+        let session_timeout = parse_positive(get("SESSION_TIMEOUT"), "SESSION_TIMEOUT", 3600)?;
+        let session_max_lifetime = parse_positive(get("SESSION_MAX_LIFETIME"), "SESSION_MAX_LIFETIME", 86_400)?;
+        let session_cookie_secure = match get("SESSION_COOKIE_SECURE").map(|v| v.to_ascii_lowercase()).as_deref() {
+            None | Some("auto") => CookieSecure::Auto,
+            Some("true" | "1" | "yes") => CookieSecure::Always,
+            Some("false" | "0" | "no") => CookieSecure::Never,
+            Some(other) => {
+                return Err(ConfigError {
+                    variable: "SESSION_COOKIE_SECURE",
+                    message: format!("expected true, false or auto, got {other:?}"),
+                });
+            }
+        };
+        let dashboard_password = get("DASHBOARD_PASSWORD").map(Secret::new);
+        let trusted_proxies = match get("TRUSTED_PROXIES") {
+            None => Vec::new(),
+            Some(raw) => split_list(&raw)
+                .iter()
+                .map(|item| parse_net(item))
+                .collect::<Result<_, _>>()
+                .map_err(|message| ConfigError { variable: "TRUSTED_PROXIES", message })?,
+        };
+        let allowed_hosts = get("ALLOWED_HOSTS")
+            .map(|raw| split_list(&raw).into_iter().map(|h| h.to_ascii_lowercase()).collect())
+            .unwrap_or_default();
+        let max_nonces = parse_positive(get("MAX_NONCES"), "MAX_NONCES", 100_000_000)?;
+        let rounds_retention = parse_positive(get("ROUNDS_RETENTION"), "ROUNDS_RETENTION", 1_000_000)?;
+        let log_format = match get("LOG_FORMAT").map(|v| v.to_ascii_lowercase()).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError {
+                    variable: "LOG_FORMAT",
+                    message: format!("expected text or json, got {other:?}"),
+                });
+            }
+        };
+        let log_file = get("LOG_FILE").map(PathBuf::from);
+        let tls_cert_file = get("TLS_CERT_FILE").map(PathBuf::from);
+        let tls_key_file = get("TLS_KEY_FILE").map(PathBuf::from);
+        if tls_cert_file.is_some() != tls_key_file.is_some() {
+            let variable = if tls_cert_file.is_some() { "TLS_KEY_FILE" } else { "TLS_CERT_FILE" };
+            return Err(ConfigError {
+                variable,
+                message: "TLS_CERT_FILE and TLS_KEY_FILE must be set together".into(),
+            });
+        }
+        Ok(Self {
+            host,
+            port,
+            ingest_tokens: Secret::new(ingest_tokens),
+            ingest_rate_limit,
+            cors_origins,
+            database,
+            redis_url,
+            secret_key,
+            session_timeout,
+            session_max_lifetime,
+            session_cookie_secure,
+            dashboard_password,
+            trusted_proxies,
+            allowed_hosts,
+            max_nonces,
+            rounds_retention,
+            log_format,
+            log_file,
+            tls_cert_file,
+            tls_key_file,
+        })
+    }
+
+    /// Whether the server listens on a loopback address only.
+    pub fn is_loopback(&self) -> bool {
+        self.host.is_loopback()
+    }
+
+    pub fn tls_enabled(&self) -> bool {
+        self.tls_cert_file.is_some()
+    }
+
+    /// The effective configuration as `NAME=value` lines, secrets masked (`pump-analyzer config`).
+    pub fn describe(&self) -> String {
+        let mask = |set: bool| if set { "******** (set)".to_string() } else { "(unset)".to_string() };
+        let opt_path =
+            |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(unset)".into());
+        let join = |items: &[String]| if items.is_empty() { "(unset)".to_string() } else { items.join(",") };
+        let lines = [
+            ("API_HOST", self.host.to_string()),
+            ("API_PORT", self.port.to_string()),
+            (
+                "INGEST_TOKEN",
+                match self.ingest_tokens.expose().len() {
+                    0 => "(unset: ingest is open)".to_string(),
+                    1 => "******** (1 token)".to_string(),
+                    n => format!("******** ({n} tokens)"),
+                },
+            ),
+            ("INGEST_RATE_LIMIT", self.ingest_rate_limit.to_string()),
+            ("API_CORS_ORIGINS", self.cors_origins.join(",")),
+            ("DATABASE_URL", self.database.display()),
+            (
+                "REDIS_URL",
+                self.redis_url.as_ref().map(|u| mask_url_password(u.expose())).unwrap_or_else(|| "(unset)".into()),
+            ),
+            (
+                "SECRET_KEY",
+                if self.secret_key.is_some() {
+                    mask(true)
+                } else {
+                    "(unset: generated and kept in the database)".into()
+                },
+            ),
+            ("SESSION_TIMEOUT", self.session_timeout.to_string()),
+            ("SESSION_MAX_LIFETIME", self.session_max_lifetime.to_string()),
+            ("SESSION_COOKIE_SECURE", format!("{:?}", self.session_cookie_secure).to_ascii_lowercase()),
+            ("DASHBOARD_PASSWORD", mask(self.dashboard_password.is_some())),
+            ("TRUSTED_PROXIES", join(&self.trusted_proxies.iter().map(|n| n.to_string()).collect::<Vec<_>>())),
+            ("ALLOWED_HOSTS", join(&self.allowed_hosts)),
+            ("MAX_NONCES", self.max_nonces.to_string()),
+            ("ROUNDS_RETENTION", self.rounds_retention.to_string()),
+            ("LOG_FORMAT", format!("{:?}", self.log_format).to_ascii_lowercase()),
+            ("LOG_FILE", opt_path(&self.log_file)),
+            ("TLS_CERT_FILE", opt_path(&self.tls_cert_file)),
+            ("TLS_KEY_FILE", opt_path(&self.tls_key_file)),
+        ];
+        lines.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
+    }
+}
+
+fn split_list(raw: &str) -> Vec<String> {
+    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+}
+
+fn parse_host(raw: &str) -> Result<IpAddr, String> {
+    let unbracketed = raw.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(raw);
+    if unbracketed.eq_ignore_ascii_case("localhost") {
+        return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    unbracketed
+        .parse::<IpAddr>()
+        .map_err(|_| format!("expected an IP address such as 127.0.0.1, 0.0.0.0, ::1 or ::, got {raw:?}"))
+}
+
+fn parse_number<T: FromStr>(raw: Option<String>, variable: &'static str, default: T) -> Result<T, ConfigError> {
+    match raw {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse::<T>()
+            .map_err(|_| ConfigError { variable, message: format!("expected a whole number ≥ 0, got {raw:?}") }),
+    }
+}
+
+fn parse_positive(raw: Option<String>, variable: &'static str, default: u64) -> Result<u64, ConfigError> {
+    match parse_number::<u64>(raw.clone(), variable, default)? {
+        0 => Err(ConfigError {
+            variable,
+            message: format!("expected a whole number ≥ 1, got {:?}", raw.unwrap_or_default()),
+        }),
+        n => Ok(n),
+    }
+}
+
+fn parse_net(raw: &str) -> Result<IpNet, String> {
+    if let Ok(net) = raw.parse::<IpNet>() {
+        return Ok(net);
+    }
+    raw.parse::<IpAddr>().map(IpNet::from).map_err(|_| format!("expected an IP address or CIDR, got {raw:?}"))
+}
+
+/// A CORS origin is `scheme://host[:port]`; a `*` would make the CORS layer panic (STACK.md).
+fn validate_origin(origin: &str) -> Result<(), String> {
+    let trimmed = origin.trim_end_matches('/');
+    let valid = match trimmed.split_once("://") {
+        Some(("http" | "https", rest)) => {
+            !rest.is_empty()
+                && !rest.contains(['/', '*', ' ', '?', '#', '@'])
+                && http::HeaderValue::from_str(trimmed).is_ok()
+        }
+        _ => false,
+    };
+    if valid { Ok(()) } else { Err(format!("expected origins like http://localhost:5173, got {origin:?}")) }
+}
+
+/// Where the cookie-signing secret came from, for the banner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretKeySource {
+    Environment,
+    GeneratedAndStored,
+    LoadedFromDatabase,
+}
+
+/// Renders the start-up banner (SPEC §1). `bound` is the real listening address.
+pub fn banner(settings: &Settings, bound: std::net::SocketAddr, secret_source: SecretKeySource) -> String {
+    let scheme = if settings.tls_enabled() { "https" } else { "http" };
+    let url_host = match bound.ip() {
+        ip if ip.is_unspecified() => "localhost".to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        IpAddr::V4(v4) => v4.to_string(),
+    };
+    let url = format!("{scheme}://{url_host}:{}/", bound.port());
+    let token_line = if settings.ingest_tokens.expose().is_empty() {
+        "Not configured (open access)".to_string()
+    } else if settings.ingest_tokens.expose().len() == 1 {
+        "Configured".to_string()
+    } else {
+        format!("Configured ({} tokens accepted)", settings.ingest_tokens.expose().len())
+    };
+    let rate = if settings.ingest_rate_limit == 0 {
+        "disabled".to_string()
+    } else {
+        format!("{} requests per minute per IP", settings.ingest_rate_limit)
+    };
+    let secret = match secret_source {
+        SecretKeySource::Environment => "from the environment (SECRET_KEY)",
+        SecretKeySource::GeneratedAndStored => "generated and stored in the database (set SECRET_KEY to choose one)",
+        SecretKeySource::LoadedFromDatabase => "generated earlier, loaded from the database",
+    };
+    let proxies = if settings.trusted_proxies.is_empty() {
+        "none (X-Forwarded-For ignored)".to_string()
+    } else {
+        settings.trusted_proxies.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
+    };
+    let mut out = String::new();
+    out.push_str("==============================================================\n");
+    out.push_str(&format!(" Pump Analyzer {}\n", env!("CARGO_PKG_VERSION")));
+    out.push_str("==============================================================\n");
+    out.push_str(&format!(" Host:            {}\n", bound.ip()));
+    out.push_str(&format!(" Port:            {}\n", bound.port()));
+    out.push_str(&format!(" Dashboard:       {url}\n"));
+    out.push_str(&format!(" Ingest URL:      {url}live/ingest\n"));
+    out.push_str(&format!(" CORS Origins:    {}\n", settings.cors_origins.join(", ")));
+    out.push_str(&format!(" Ingest Token: {token_line}\n"));
+    out.push_str(&format!(" Rate Limit:      {rate}\n"));
+    out.push_str(&format!(
+        " Session Timeout: {} s idle, {} s maximum\n",
+        settings.session_timeout, settings.session_max_lifetime
+    ));
+    out.push_str(&format!(" Secret Key:      {secret}\n"));
+    out.push_str(&format!(" Database:        {}\n", settings.database.display()));
+    if let Some(redis) = &settings.redis_url {
+        out.push_str(&format!(" Redis:           {}\n", mask_url_password(redis.expose())));
+    }
+    out.push_str(&format!(" Trusted Proxies: {proxies}\n"));
+    out.push_str(&format!(
+        " Dashboard Login: {}\n",
+        if settings.dashboard_password.is_some() { "password required" } else { "none" }
+    ));
+    if !bound.ip().is_loopback() {
+        if settings.ingest_tokens.expose().is_empty() {
+            out.push_str(" WARNING: listening on a non-loopback address WITHOUT an ingest token:\n");
+            out.push_str("          anyone who can reach this machine can post bets. Set INGEST_TOKEN.\n");
+        }
+        if settings.dashboard_password.is_none() {
+            out.push_str(" WARNING: listening on a non-loopback address WITHOUT a dashboard password:\n");
+            out.push_str("          anyone who can reach this machine can read and change your data.\n");
+            out.push_str("          Set DASHBOARD_PASSWORD.\n");
+        }
+    }
+    out.push_str("==============================================================\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let vars = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_vars(&vars, &Overrides::default())
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let s = parse(&[]).unwrap();
+        assert_eq!(s.host, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(s.port, 8000);
+        assert!(s.ingest_tokens.expose().is_empty());
+        assert_eq!(s.ingest_rate_limit, 60);
+        assert_eq!(s.cors_origins, vec!["http://localhost:5173"]);
+        assert_eq!(s.database, DatabaseUrl::Sqlite(PathBuf::from("pump.db")));
+        assert_eq!(s.session_timeout, 3600);
+        assert_eq!(s.session_max_lifetime, 86_400);
+        assert_eq!(s.max_nonces, 100_000_000);
+        assert_eq!(s.rounds_retention, 1_000_000);
+        assert_eq!(s.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn malformed_values_name_their_variable() {
+        let cases: &[(&str, &str)] = &[
+            ("API_PORT", "abc"),
+            ("API_PORT", "70000"),
+            ("INGEST_RATE_LIMIT", "-5"),
+            ("INGEST_RATE_LIMIT", "ten"),
+            ("DATABASE_URL", "mysql://x"),
+            ("REDIS_URL", "http://x"),
+            ("API_HOST", "not a host"),
+            ("API_CORS_ORIGINS", "*"),
+            ("API_CORS_ORIGINS", "localhost:5173"),
+            ("SESSION_TIMEOUT", "0"),
+            ("SESSION_COOKIE_SECURE", "maybe"),
+            ("TRUSTED_PROXIES", "10.0.0.0/99"),
+            ("MAX_NONCES", "1e6"),
+            ("LOG_FORMAT", "xml"),
+        ];
+        for (variable, value) in cases {
+            let err = parse(&[(variable, value)]).expect_err(&format!("{variable}={value} must be refused"));
+            assert_eq!(&err.variable, variable);
+            assert!(err.to_string().contains(variable), "{err}");
+        }
+    }
+
+    #[test]
+    fn empty_values_mean_unset_and_lists_are_trimmed() {
+        let s = parse(&[
+            ("API_PORT", ""),
+            ("INGEST_TOKEN", " a , b ,"),
+            ("API_CORS_ORIGINS", " http://a:1 , https://b/ "),
+            ("FLASK_SECRET_KEY", "k"),
+            ("API_HOST", "::1"),
+        ])
+        .unwrap();
+        assert_eq!(s.port, 8000);
+        assert_eq!(s.ingest_tokens.expose(), &vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(s.cors_origins, vec!["http://a:1", "https://b"]);
+        assert_eq!(s.secret_key.unwrap().expose(), "k");
+        assert_eq!(s.host, "::1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn flags_override_the_environment() {
+        let vars = [("API_PORT".to_string(), "9000".to_string())].into_iter().collect();
+        let overrides = Overrides { port: Some("9100".into()), host: Some("[::]".into()), database_url: None };
+        let s = Settings::from_vars(&vars, &overrides).unwrap();
+        assert_eq!(s.port, 9100);
+        assert!(s.host.is_unspecified());
+    }
+
+    #[test]
+    fn secrets_never_appear_in_debug_or_describe_output() {
+        let s = parse(&[
+            ("INGEST_TOKEN", "supersecrettoken"),
+            ("DASHBOARD_PASSWORD", "hunter2hunter2"),
+            ("DATABASE_URL", "postgres://u:pw123@h/db"),
+        ])
+        .unwrap();
+        for text in [format!("{s:?}"), s.describe()] {
+            assert!(!text.contains("supersecrettoken"));
+            assert!(!text.contains("hunter2hunter2"));
+            assert!(!text.contains("pw123"));
+        }
+    }
+
+    #[test]
+    fn banner_reports_token_state_and_warns_on_public_binding() {
+        let open = parse(&[("API_HOST", "0.0.0.0")]).unwrap();
+        let text = banner(&open, "0.0.0.0:8000".parse().unwrap(), SecretKeySource::GeneratedAndStored);
+        assert!(text.contains("Ingest Token: Not configured (open access)"));
+        assert!(text.contains("WARNING"));
+        assert!(text.contains("http://localhost:8000/"));
+        let closed = parse(&[("INGEST_TOKEN", "tok-123")]).unwrap();
+        let text = banner(&closed, "127.0.0.1:8000".parse().unwrap(), SecretKeySource::Environment);
+        assert!(text.contains("Ingest Token: Configured"));
+        assert!(!text.contains("tok-123"));
+        assert!(!text.contains("WARNING"));
+        assert!(text.contains("60 requests per minute"));
+    }
+}

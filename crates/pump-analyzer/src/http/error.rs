@@ -1,0 +1,98 @@
+//! The one error type of the HTTP layer. 4xx bodies are safe to show; 5xx causes are logged inside
+//! the request span and the client gets an opaque message. Body shape (SPEC §8):
+//! `{"error": {"code", "message", "field"}, "detail": message}`.
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::live::message::{FieldError, describe};
+use crate::store::StoreError;
+
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+#[derive(Debug)]
+pub enum AppError {
+    /// 400: the request could not be read (not JSON, bad query parameter).
+    BadRequest { message: String, field: Option<String> },
+    /// 401: ingest token missing or wrong.
+    Unauthorized(String),
+    /// 403: refused by a security rule (cross-site ingest).
+    Forbidden(String),
+    /// 404: no such resource.
+    NotFound(String),
+    /// 413: body over the size limit, or a range over `MAX_NONCES`.
+    PayloadTooLarge(String),
+    /// 421: `Host` not served here (DNS rebinding defence).
+    MisdirectedHost(String),
+    /// 422: the request was read but breaks a rule; names every offending field.
+    Validation(Vec<FieldError>),
+    /// 429: rate limit exceeded (headers are added by the ingest guard).
+    RateLimited(String),
+    /// 503: a backing service cannot take the request now.
+    Unavailable(String),
+    /// 500: a bug or an unexpected failure; never detailed to the client.
+    Internal(String),
+}
+
+impl AppError {
+    pub fn bad_request(field: impl Into<Option<&'static str>>, message: impl Into<String>) -> Self {
+        AppError::BadRequest { message: message.into(), field: field.into().map(str::to_string) }
+    }
+
+    pub fn validation(field: &'static str, message: impl Into<String>) -> Self {
+        AppError::Validation(vec![FieldError { field, message: message.into() }])
+    }
+}
+
+fn body(code: &str, message: &str, field: Option<&str>, extra: Option<Value>) -> Value {
+    let mut error = json!({ "code": code, "message": message, "field": field });
+    if let Some(extra) = extra {
+        error["errors"] = extra;
+    }
+    json!({ "error": error, "detail": message })
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, value) = match &self {
+            AppError::BadRequest { message, field } => {
+                (StatusCode::BAD_REQUEST, body("BAD_REQUEST", message, field.as_deref(), None))
+            }
+            AppError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, body("UNAUTHORIZED", m, None, None)),
+            AppError::Forbidden(m) => (StatusCode::FORBIDDEN, body("FORBIDDEN", m, None, None)),
+            AppError::NotFound(m) => (StatusCode::NOT_FOUND, body("NOT_FOUND", m, None, None)),
+            AppError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, body("PAYLOAD_TOO_LARGE", m, None, None)),
+            AppError::MisdirectedHost(m) => (StatusCode::MISDIRECTED_REQUEST, body("HOST_NOT_ALLOWED", m, None, None)),
+            AppError::Validation(errors) => {
+                let message = describe(errors);
+                let list: Vec<Value> = errors.iter().map(|e| json!({"field": e.field, "message": e.message})).collect();
+                let first = errors.first().map(|e| e.field);
+                (StatusCode::UNPROCESSABLE_ENTITY, body("VALIDATION_ERROR", &message, first, Some(Value::Array(list))))
+            }
+            AppError::RateLimited(m) => (StatusCode::TOO_MANY_REQUESTS, body("RATE_LIMITED", m, None, None)),
+            AppError::Unavailable(m) => {
+                tracing::warn!(cause = %m, "service unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    body("SERVICE_UNAVAILABLE", "The database is unavailable right now; retry shortly", None, None),
+                )
+            }
+            AppError::Internal(cause) => {
+                tracing::error!(cause = %cause, "internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, body("INTERNAL_ERROR", "Internal server error", None, None))
+            }
+        };
+        (status, Json(value)).into_response()
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(m) => AppError::Unavailable(m),
+            StoreError::Internal(m) => AppError::Internal(m),
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! The HTTP surface: one router per resource, assembled here with the security layers.
+
+pub mod error;
+pub mod extract;
+mod health;
+mod ingest;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::{Router, middleware};
+use http::header;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Settings;
+use crate::security::ingest_token::IngestTokens;
+use crate::security::rate_limit::RateLimiter;
+use crate::security::{client_ip, cors, headers, host_guard};
+use crate::store::Store;
+use error::AppError;
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub tokens: Arc<IngestTokens>,
+    /// `None` when `INGEST_RATE_LIMIT=0`.
+    pub limiter: Option<Arc<RateLimiter>>,
+}
+
+/// The whole application router with its layers, outermost last:
+/// hygiene headers → client IP → host guard → CORS audit → CORS → trace → routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(health::router())
+        .merge(ingest::router(state.clone()))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY))
+        .layer(TraceLayer::new_for_http())
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+            header::HeaderName::from_static("x-ingest-token"),
+            header::HeaderName::from_static("x-csrf-token"),
+        ]))
+        .layer(cors::layer(state.settings.clone()))
+        .layer(middleware::from_fn_with_state(state.clone(), cors::audit_layer))
+        .layer(middleware::from_fn_with_state(state.clone(), host_guard::layer))
+        .layer(middleware::from_fn_with_state(state.clone(), client_ip::layer))
+        .layer(middleware::from_fn(headers::hygiene))
+        .with_state(state)
+}
+
+async fn not_found(uri: http::Uri) -> AppError {
+    AppError::NotFound(format!("No route for {}", uri.path()))
+}

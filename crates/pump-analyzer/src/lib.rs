@@ -1,0 +1,99 @@
+//! Pump Analyzer: the library builds the application; `main` only parses the command line.
+
+pub mod config;
+pub mod http;
+pub mod live;
+pub mod security;
+pub mod store;
+pub mod telemetry;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use config::{SecretKeySource, Settings};
+use http::AppState;
+use security::ingest_token::IngestTokens;
+use security::rate_limit::{DEFAULT_MAX_KEYS, RateLimiter};
+use store::{Store, StoreOptions};
+
+/// Why the application could not start.
+#[derive(Debug)]
+pub enum StartError {
+    Bind(std::io::Error),
+    Store(store::StoreError),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Bind(e) => write!(f, "cannot listen: {e}"),
+            StartError::Store(e) => write!(f, "cannot open the database: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// A built application: database open and migrated, socket bound, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    address: SocketAddr,
+    state: AppState,
+    secret_source: SecretKeySource,
+}
+
+impl Application {
+    /// Opens the store and binds the socket (port 0 picks a free port, as tests do).
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let options = StoreOptions { rounds_retention: settings.rounds_retention };
+        let store = Store::open(&settings.database, options).await.map_err(StartError::Store)?;
+        let (_secret, secret_source) = store
+            .secret_key(settings.secret_key.as_ref().map(|s| s.expose().as_str()))
+            .await
+            .map_err(StartError::Store)?;
+        let listener =
+            TcpListener::bind(SocketAddr::new(settings.host, settings.port)).await.map_err(StartError::Bind)?;
+        let address = listener.local_addr().map_err(StartError::Bind)?;
+        let limiter = (settings.ingest_rate_limit > 0)
+            .then(|| Arc::new(RateLimiter::new(settings.ingest_rate_limit, Duration::from_secs(60), DEFAULT_MAX_KEYS)));
+        let tokens = Arc::new(IngestTokens::new(settings.ingest_tokens.expose()));
+        let state = AppState { settings: Arc::new(settings), store, tokens, limiter };
+        Ok(Self { listener, address, state, secret_source })
+    }
+
+    /// The address actually bound.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The start-up banner for this application.
+    pub fn banner(&self) -> String {
+        config::banner(&self.state.settings, self.address, self.secret_source)
+    }
+
+    /// Shared state, for tests and the signal handlers.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        if let Some(limiter) = self.state.limiter.clone() {
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(30));
+                loop {
+                    tick.tick().await;
+                    limiter.sweep();
+                }
+            });
+        }
+        let app = http::router(self.state.clone());
+        axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}

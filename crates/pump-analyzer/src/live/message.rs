@@ -1,0 +1,434 @@
+//! The ingest message contract (SPEC §3.1): parse one JSON value into a validated bet or heartbeat,
+//! collecting *every* offending field so a 422 can name them all. Parsing happens once, here, at
+//! the edge; the rest of the program only sees [`NewBet`] and [`Heartbeat`].
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use pump_engine::Difficulty;
+use serde_json::{Map, Value};
+
+/// Most items one request may carry.
+pub const MAX_BATCH: usize = 1000;
+
+/// A bet as the bot reported it, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewBet {
+    pub antebot_bet_id: String,
+    pub nonce: i64,
+    pub amount: f64,
+    pub payout: f64,
+    pub difficulty: Difficulty,
+    pub client_seed: String,
+    pub server_seed_hashed: String,
+    /// The round's multiplier: `roundResult`, falling back to `payoutMultiplier`.
+    pub round_result: f64,
+    /// `payoutMultiplier` as sent, else the round result.
+    pub payout_multiplier: f64,
+    pub round_target: Option<f64>,
+    pub date_time: Option<DateTime<Utc>>,
+}
+
+/// One observed round with no bet attached (SPEC §3.1 "Heartbeats").
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heartbeat {
+    pub nonce: i64,
+    pub round_result: f64,
+    pub client_seed: String,
+    pub server_seed_hashed: String,
+}
+
+/// One validated ingest message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Bet(NewBet),
+    Heartbeat(Heartbeat),
+}
+
+impl Message {
+    pub fn seed_pair(&self) -> (&str, &str) {
+        match self {
+            Message::Bet(b) => (&b.server_seed_hashed, &b.client_seed),
+            Message::Heartbeat(h) => (&h.server_seed_hashed, &h.client_seed),
+        }
+    }
+
+    pub fn nonce(&self) -> i64 {
+        match self {
+            Message::Bet(b) => b.nonce,
+            Message::Heartbeat(h) => h.nonce,
+        }
+    }
+
+    pub fn round_result(&self) -> f64 {
+        match self {
+            Message::Bet(b) => b.round_result,
+            Message::Heartbeat(h) => h.round_result,
+        }
+    }
+}
+
+/// One field that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self { field, message: message.into() }
+    }
+}
+
+/// Joins field errors into one sentence naming each field.
+pub fn describe(errors: &[FieldError]) -> String {
+    errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ")
+}
+
+/// How the request body was shaped.
+#[derive(Debug)]
+pub enum Body {
+    Single(Value),
+    Batch(Vec<Value>),
+}
+
+/// Splits a parsed body into one item or a batch; refuses other shapes with a message.
+pub fn split_body(value: Value) -> Result<Body, FieldError> {
+    match value {
+        Value::Array(items) => check_batch(items),
+        Value::Object(mut map) => match map.remove("bets") {
+            Some(Value::Array(items)) => check_batch(items),
+            Some(_) => Err(FieldError::new("bets", "must be an array of bets")),
+            None => Ok(Body::Single(Value::Object(map))),
+        },
+        _ => Err(FieldError::new("body", "must be a bet object, an array of bets, or {\"bets\": [...]}")),
+    }
+}
+
+fn check_batch(items: Vec<Value>) -> Result<Body, FieldError> {
+    if items.is_empty() {
+        return Err(FieldError::new("bets", "must contain at least one bet"));
+    }
+    if items.len() > MAX_BATCH {
+        return Err(FieldError::new("bets", format!("at most {MAX_BATCH} bets per request, got {}", items.len())));
+    }
+    Ok(Body::Batch(items))
+}
+
+/// Validates one message. Unknown fields are ignored.
+pub fn parse_message(value: &Value) -> Result<Message, Vec<FieldError>> {
+    let Some(obj) = value.as_object() else {
+        return Err(vec![FieldError::new("body", "each bet must be a JSON object")]);
+    };
+    let mut errors = Vec::new();
+    let kind = match obj.get("type") {
+        None | Some(Value::Null) => "bet",
+        Some(Value::String(s)) if s == "bet" || s == "heartbeat" => s.as_str(),
+        Some(_) => {
+            errors.push(FieldError::new("type", "must be \"bet\" or \"heartbeat\""));
+            "invalid"
+        }
+    };
+    let nonce = nonce(obj, &mut errors);
+    let client_seed = seed(obj, "clientSeed", &mut errors);
+    let server_seed_hashed = seed(obj, "serverSeedHashed", &mut errors);
+    let round_result = optional_number(obj, "roundResult", Bound::AtLeastZero, &mut errors);
+    let payout_multiplier = optional_number(obj, "payoutMultiplier", Bound::AtLeastZero, &mut errors);
+    let multiplier_missing = present(obj, "roundResult").is_none() && present(obj, "payoutMultiplier").is_none();
+    if multiplier_missing {
+        errors.push(FieldError::new("roundResult", "is required (or the older payoutMultiplier)"));
+    }
+    if kind == "heartbeat" {
+        return match (nonce, client_seed, server_seed_hashed, round_result.or(payout_multiplier)) {
+            (Some(nonce), Some(client_seed), Some(server_seed_hashed), Some(round_result)) if errors.is_empty() => {
+                Ok(Message::Heartbeat(Heartbeat { nonce, round_result, client_seed, server_seed_hashed }))
+            }
+            _ => Err(errors),
+        };
+    }
+    let antebot_bet_id = bet_id(obj, &mut errors);
+    let amount = required_number(obj, "amount", &mut errors);
+    let payout = required_number(obj, "payout", &mut errors);
+    let difficulty = difficulty(obj, &mut errors);
+    let round_target = optional_number(obj, "roundTarget", Bound::AboveZero, &mut errors);
+    let date_time = obj.get("dateTime").and_then(Value::as_str).and_then(parse_date_time);
+    match (antebot_bet_id, nonce, amount, payout, difficulty, client_seed, server_seed_hashed) {
+        (Some(id), Some(nonce), Some(amount), Some(payout), Some(difficulty), Some(client), Some(server))
+            if errors.is_empty() =>
+        {
+            let round_result = round_result.or(payout_multiplier).unwrap_or_default();
+            Ok(Message::Bet(NewBet {
+                antebot_bet_id: id,
+                nonce,
+                amount,
+                payout,
+                difficulty,
+                client_seed: client,
+                server_seed_hashed: server,
+                round_result,
+                payout_multiplier: payout_multiplier.unwrap_or(round_result),
+                round_target,
+                date_time,
+            }))
+        }
+        _ => Err(errors),
+    }
+}
+
+fn present<'a>(obj: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
+    obj.get(field).filter(|v| !v.is_null())
+}
+
+fn bet_id(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<String> {
+    match present(obj, "id") {
+        None => errors.push(FieldError::new("id", "is required")),
+        Some(Value::String(s)) => {
+            let len = s.chars().count();
+            if len == 0 || s.trim().is_empty() {
+                errors.push(FieldError::new("id", "must not be empty"));
+            } else if len > 128 {
+                errors.push(FieldError::new("id", format!("must be at most 128 characters, got {len}")));
+            } else {
+                return Some(s.clone());
+            }
+        }
+        Some(_) => errors.push(FieldError::new("id", "must be a string")),
+    }
+    None
+}
+
+fn nonce(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<i64> {
+    match present(obj, "nonce") {
+        None => errors.push(FieldError::new("nonce", "is required")),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(v) if v >= 1 => return Some(v),
+            Some(_) => errors.push(FieldError::new("nonce", "must be an integer ≥ 1")),
+            None if n.is_u64() => errors.push(FieldError::new("nonce", "is too large")),
+            None => errors.push(FieldError::new("nonce", "must be an integer ≥ 1")),
+        },
+        Some(_) => errors.push(FieldError::new("nonce", "must be an integer ≥ 1")),
+    }
+    None
+}
+
+fn seed(obj: &Map<String, Value>, field: &'static str, errors: &mut Vec<FieldError>) -> Option<String> {
+    match present(obj, field) {
+        None => errors.push(FieldError::new(field, "is required")),
+        Some(Value::String(s)) => {
+            let len = s.chars().count();
+            if s.trim().is_empty() {
+                errors.push(FieldError::new(field, "must not be blank"));
+            } else if len > 256 {
+                errors.push(FieldError::new(field, format!("must be at most 256 characters, got {len}")));
+            } else {
+                return Some(s.clone());
+            }
+        }
+        Some(_) => errors.push(FieldError::new(field, "must be a string")),
+    }
+    None
+}
+
+fn difficulty(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<Difficulty> {
+    match present(obj, "difficulty") {
+        None => errors.push(FieldError::new("difficulty", "is required")),
+        Some(Value::String(s)) => match s.parse::<Difficulty>() {
+            Ok(d) => return Some(d),
+            Err(e) => errors.push(FieldError::new("difficulty", e.to_string())),
+        },
+        Some(_) => errors.push(FieldError::new("difficulty", "must be one of easy, medium, hard, expert")),
+    }
+    None
+}
+
+#[derive(Clone, Copy)]
+enum Bound {
+    AtLeastZero,
+    AboveZero,
+}
+
+fn check_number(value: &Value, field: &'static str, bound: Bound, errors: &mut Vec<FieldError>) -> Option<f64> {
+    let rule = match bound {
+        Bound::AtLeastZero => "must be a finite number ≥ 0",
+        Bound::AboveZero => "must be a finite number > 0",
+    };
+    let Some(v) = value.as_f64().filter(|v| v.is_finite()) else {
+        errors.push(FieldError::new(field, rule));
+        return None;
+    };
+    let ok = match bound {
+        Bound::AtLeastZero => v >= 0.0,
+        Bound::AboveZero => v > 0.0,
+    };
+    if ok {
+        Some(v)
+    } else {
+        errors.push(FieldError::new(field, rule));
+        None
+    }
+}
+
+fn required_number(obj: &Map<String, Value>, field: &'static str, errors: &mut Vec<FieldError>) -> Option<f64> {
+    match present(obj, field) {
+        None => {
+            errors.push(FieldError::new(field, "is required"));
+            None
+        }
+        Some(v) => check_number(v, field, Bound::AtLeastZero, errors),
+    }
+}
+
+fn optional_number(
+    obj: &Map<String, Value>,
+    field: &'static str,
+    bound: Bound,
+    errors: &mut Vec<FieldError>,
+) -> Option<f64> {
+    present(obj, field).and_then(|v| check_number(v, field, bound, errors))
+}
+
+/// ISO-8601 with `Z`, an offset, or none (naive = UTC); `None` when it cannot be read.
+pub fn parse_date_time(raw: &str) -> Option<DateTime<Utc>> {
+    let raw = raw.trim();
+    if let Ok(dt) = DateTime::parse_from_rfc3339(raw) {
+        return Some(dt.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.f%z"] {
+        if let Ok(dt) = DateTime::parse_from_str(raw, format) {
+            return Some(dt.with_timezone(&Utc));
+        }
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+        if let Ok(naive) = NaiveDateTime::parse_from_str(raw, format) {
+            return Some(naive.and_utc());
+        }
+    }
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|n| n.and_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn valid() -> Value {
+        json!({
+            "id": "bet-1", "nonce": 5, "amount": 0.5, "payout": 1.0, "difficulty": "expert",
+            "clientSeed": "client", "serverSeedHashed": "abc123", "roundResult": 2.8,
+        })
+    }
+
+    fn with(field: &str, value: Value) -> Value {
+        let mut v = valid();
+        v[field] = value;
+        v
+    }
+
+    fn without(field: &str) -> Value {
+        let mut v = valid();
+        v.as_object_mut().unwrap().remove(field);
+        v
+    }
+
+    #[test]
+    fn a_complete_bet_is_accepted() {
+        let Message::Bet(bet) = parse_message(&valid()).unwrap() else { panic!("expected a bet") };
+        assert_eq!(bet.antebot_bet_id, "bet-1");
+        assert_eq!(bet.difficulty, Difficulty::Expert);
+        assert_eq!(bet.round_result, 2.8);
+        assert_eq!(bet.payout_multiplier, 2.8);
+        assert_eq!(bet.date_time, None);
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let long = "x".repeat(129);
+        let cases: Vec<(Value, &str, &str)> = vec![
+            (without("id"), "id", "is required"),
+            (with("id", json!("")), "id", "must not be empty"),
+            (with("id", json!(long)), "id", "at most 128"),
+            (with("id", json!(12)), "id", "must be a string"),
+            (without("nonce"), "nonce", "is required"),
+            (with("nonce", json!(0)), "nonce", "≥ 1"),
+            (with("nonce", json!(-3)), "nonce", "≥ 1"),
+            (with("nonce", json!(1.5)), "nonce", "integer"),
+            (with("nonce", json!("7")), "nonce", "integer"),
+            (with("nonce", json!(u64::MAX)), "nonce", "too large"),
+            (with("amount", json!(-1)), "amount", "≥ 0"),
+            (with("amount", json!("NaN")), "amount", "finite"),
+            (without("payout"), "payout", "is required"),
+            (with("difficulty", json!("insane")), "difficulty", "one of easy, medium, hard, expert"),
+            (with("clientSeed", json!("")), "clientSeed", "blank"),
+            (with("serverSeedHashed", json!("h".repeat(257))), "serverSeedHashed", "at most 256"),
+            (with("roundResult", json!(-0.1)), "roundResult", "≥ 0"),
+            (with("roundTarget", json!(0)), "roundTarget", "> 0"),
+            (with("type", json!("spin")), "type", "\"bet\" or \"heartbeat\""),
+        ];
+        for (body, field, fragment) in cases {
+            let errors = parse_message(&body).expect_err(&format!("{body} must be refused"));
+            let found =
+                errors.iter().find(|e| e.field == field).unwrap_or_else(|| panic!("{field} not named: {errors:?}"));
+            assert!(found.message.contains(fragment), "{field}: {:?} lacks {fragment:?}", found.message);
+        }
+    }
+
+    #[test]
+    fn all_offending_fields_are_reported_together() {
+        let errors = parse_message(&json!({"id": "test", "nonce": 1})).unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.field).collect();
+        for f in ["clientSeed", "serverSeedHashed", "roundResult", "amount", "payout", "difficulty"] {
+            assert!(fields.contains(&f), "{f} missing from {fields:?}");
+        }
+    }
+
+    #[test]
+    fn round_result_falls_back_to_payout_multiplier() {
+        let mut body = without("roundResult");
+        body["payoutMultiplier"] = json!(3.5);
+        let Message::Bet(bet) = parse_message(&body).unwrap() else { panic!() };
+        assert_eq!(bet.round_result, 3.5);
+        assert_eq!(bet.payout_multiplier, 3.5);
+    }
+
+    #[test]
+    fn heartbeats_need_only_round_fields() {
+        let hb =
+            json!({"type": "heartbeat", "nonce": 9, "roundResult": 1.63, "clientSeed": "c", "serverSeedHashed": "s"});
+        assert_eq!(
+            parse_message(&hb).unwrap(),
+            Message::Heartbeat(Heartbeat {
+                nonce: 9,
+                round_result: 1.63,
+                client_seed: "c".into(),
+                server_seed_hashed: "s".into()
+            })
+        );
+        let errors = parse_message(&json!({"type": "heartbeat", "nonce": 9})).unwrap_err();
+        assert_eq!(errors.len(), 3);
+    }
+
+    #[test]
+    fn date_times_in_every_accepted_form_are_stored_in_utc() {
+        let cases = [
+            ("2024-02-18T10:00:00Z", Some("2024-02-18T10:00:00+00:00")),
+            ("2024-02-18T10:00:00+00:00", Some("2024-02-18T10:00:00+00:00")),
+            ("2024-02-18T10:00:00-05:00", Some("2024-02-18T15:00:00+00:00")),
+            ("2024-02-18T10:00:00.250", Some("2024-02-18T10:00:00.250+00:00")),
+            ("2024-02-18 10:00:00", Some("2024-02-18T10:00:00+00:00")),
+            ("yesterday-ish", None),
+            ("", None),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(parse_date_time(raw).map(|d| d.to_rfc3339()), expected.map(str::to_string), "{raw}");
+        }
+    }
+
+    #[test]
+    fn body_shapes_split_into_single_and_batch() {
+        assert!(matches!(split_body(valid()).unwrap(), Body::Single(_)));
+        assert!(matches!(split_body(json!([valid(), valid()])).unwrap(), Body::Batch(v) if v.len() == 2));
+        assert!(matches!(split_body(json!({"bets": [valid()]})).unwrap(), Body::Batch(v) if v.len() == 1));
+        assert_eq!(split_body(json!([])).unwrap_err().field, "bets");
+        assert_eq!(split_body(json!(vec![valid(); 1001])).unwrap_err().field, "bets");
+        assert_eq!(split_body(json!(42)).unwrap_err().field, "body");
+    }
+}

@@ -1,0 +1,146 @@
+//! The `pump-analyzer` command: `serve` (the default), `token`, `config`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use pump_analyzer::Application;
+use pump_analyzer::config::{Overrides, Settings};
+
+#[derive(Parser)]
+#[command(name = "pump-analyzer", version, about = "Live analyzer and provably-fair verifier for Stake's Pump")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default when no command is given).
+    Serve(ServeArgs),
+    /// Print a fresh random ingest token (32 bytes, hex).
+    Token,
+    /// Print the effective configuration, secrets masked.
+    Config(ServeArgs),
+}
+
+#[derive(clap::Args, Default)]
+struct ServeArgs {
+    /// Bind address (overrides API_HOST).
+    #[arg(long)]
+    host: Option<String>,
+    /// Bind port (overrides API_PORT).
+    #[arg(long)]
+    port: Option<String>,
+    /// Database URL (overrides DATABASE_URL).
+    #[arg(long)]
+    database_url: Option<String>,
+}
+
+impl ServeArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides { host: self.host.clone(), port: self.port.clone(), database_url: self.database_url.clone() }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Token => {
+            println!("{}", pump_analyzer::security::random_hex(32));
+            ExitCode::SUCCESS
+        }
+        Command::Config(args) => match Settings::from_process(&args.overrides()) {
+            Ok(settings) => {
+                print!("{}", settings.describe());
+                ExitCode::SUCCESS
+            }
+            Err(e) => config_error(&e),
+        },
+        Command::Serve(args) => {
+            let settings = match Settings::from_process(&args.overrides()) {
+                Ok(settings) => settings,
+                Err(e) => return config_error(&e),
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+            match runtime {
+                Ok(rt) => rt.block_on(serve(settings)),
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn config_error(e: &pump_analyzer::config::ConfigError) -> ExitCode {
+    eprintln!("error: {e}");
+    eprintln!("Fix {} in the environment or in .env and start again.", e.variable);
+    ExitCode::from(2)
+}
+
+async fn serve(settings: Settings) -> ExitCode {
+    if let Err(e) = pump_analyzer::telemetry::init(&settings) {
+        eprintln!("error: cannot open LOG_FILE: {e}");
+        return ExitCode::from(2);
+    }
+    let app = match Application::build(settings).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}", app.banner());
+    spawn_token_reload(app.state().clone());
+    tracing::info!(address = %app.address(), "listening");
+    match app.run_until_stopped(shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: server failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGHUP re-reads `INGEST_TOKEN` from `./.env` (falling back to the process environment) and
+/// swaps the accepted tokens without a restart (SPEC §2.1).
+fn spawn_token_reload(state: pump_analyzer::http::AppState) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+        while hup.recv().await.is_some() {
+            let from_file = dotenvy::from_path_iter(".env")
+                .ok()
+                .and_then(|iter| iter.flatten().find(|(k, _)| k == "INGEST_TOKEN").map(|(_, v)| v));
+            let raw = from_file.or_else(|| std::env::var("INGEST_TOKEN").ok()).unwrap_or_default();
+            let tokens: Vec<String> =
+                raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
+            state.tokens.replace(&tokens);
+            tracing::warn!(target: "security", tokens = tokens.len(), "ingest tokens reloaded on SIGHUP");
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

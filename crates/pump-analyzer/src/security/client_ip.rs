@@ -1,0 +1,116 @@
+//! Which client a request comes from (SPEC §2.4): the socket peer, or — only when that peer is a
+//! trusted proxy — the right-most `X-Forwarded-For` address that is not itself a trusted proxy.
+//! Trusting the header blindly would let any client pick its own rate-limit key.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use http::request::Parts;
+use ipnet::IpNet;
+
+use crate::http::AppState;
+
+/// The client address as decided by [`resolve`]; put in the request extensions by [`layer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+/// Whether the original request came over HTTPS (directly, or per a trusted proxy's
+/// `X-Forwarded-Proto`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwardedHttps(pub bool);
+
+fn trusted(proxies: &[IpNet], ip: IpAddr) -> bool {
+    let ip = canonical(ip);
+    proxies.iter().any(|net| net.contains(&ip))
+}
+
+/// IPv4-mapped IPv6 peers (`::ffff:1.2.3.4` on a dual-stack socket) count as their IPv4 address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+/// Decides the client IP from the socket peer and the `X-Forwarded-For` values.
+pub fn resolve(peer: IpAddr, forwarded_for: &[&str], proxies: &[IpNet]) -> IpAddr {
+    let peer = canonical(peer);
+    if !trusted(proxies, peer) {
+        return peer;
+    }
+    let hops: Vec<IpAddr> = forwarded_for
+        .iter()
+        .flat_map(|v| v.split(','))
+        .filter_map(|item| parse_hop(item.trim()))
+        .map(canonical)
+        .collect();
+    hops.iter().rev().copied().find(|ip| !trusted(proxies, *ip)).or_else(|| hops.first().copied()).unwrap_or(peer)
+}
+
+fn parse_hop(item: &str) -> Option<IpAddr> {
+    if let Ok(ip) = item.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Ok(sock) = item.parse::<SocketAddr>() {
+        return Some(sock.ip());
+    }
+    item.strip_prefix('[').and_then(|r| r.split(']').next()).and_then(|s| s.parse().ok())
+}
+
+/// Middleware: computes [`ClientIp`] and [`ForwardedHttps`] once per request.
+pub async fn layer(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    let proxies = &state.settings.trusted_proxies;
+    let headers = request.headers();
+    let forwarded: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+    let ip = resolve(peer, &forwarded, proxies);
+    let https = state.settings.tls_enabled()
+        || (trusted(proxies, peer)
+            && headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.split(',').next().unwrap_or_default().trim().eq_ignore_ascii_case("https")));
+    request.extensions_mut().insert(ClientIp(ip));
+    request.extensions_mut().insert(ForwardedHttps(https));
+    next.run(request).await
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.get::<ClientIp>().copied().unwrap_or(ClientIp(IpAddr::from([127, 0, 0, 1]))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_is_ignored_from_untrusted_peers() {
+        assert_eq!(resolve(ip("203.0.113.9"), &["1.2.3.4"], &[]), ip("203.0.113.9"));
+        let proxies = vec!["10.0.0.0/8".parse().unwrap()];
+        assert_eq!(resolve(ip("203.0.113.9"), &["1.2.3.4"], &proxies), ip("203.0.113.9"));
+    }
+
+    #[test]
+    fn trusted_proxies_yield_the_rightmost_untrusted_hop() {
+        let proxies: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap(), "127.0.0.1/32".parse().unwrap()];
+        // A client that prepends its own fake address cannot choose its key.
+        assert_eq!(resolve(ip("127.0.0.1"), &["6.6.6.6, 198.51.100.7, 10.1.1.1"], &proxies), ip("198.51.100.7"));
+        assert_eq!(resolve(ip("::ffff:127.0.0.1"), &["198.51.100.7"], &proxies), ip("198.51.100.7"));
+        assert_eq!(resolve(ip("127.0.0.1"), &["garbage"], &proxies), ip("127.0.0.1"));
+        assert_eq!(resolve(ip("127.0.0.1"), &["[2001:db8::1]:443"], &proxies), ip("2001:db8::1"));
+    }
+}

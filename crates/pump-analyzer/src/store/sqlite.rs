@@ -1,0 +1,353 @@
+//! SQLite backend: one writer thread with group commit, and a small pool of read connections.
+//!
+//! Why a single writer thread: SQLite has one writer at a time anyway. Funnelling every write
+//! through one connection removes `SQLITE_BUSY` races (50 concurrent posts of a new seed pair
+//! create exactly one stream), and lets the writer commit many requests in one transaction. Each
+//! request runs inside its own SAVEPOINT so a failing request never takes others with it, and its
+//! caller is answered only after the COMMIT (WAL, `synchronous=FULL`): acknowledged means durable.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite_migration::{M, Migrations};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::{IngestOutcome, StoreError, StoreOptions};
+use crate::live::message::Message;
+
+/// Most jobs committed together in one transaction.
+const MAX_GROUP: usize = 512;
+const READERS: usize = 4;
+
+type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+type Job = Box<dyn FnOnce(&mut Writer) -> Completion + Send>;
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(include_str!("../../migrations/sqlite/0001_streams_bets_rounds.sql"))])
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode::*;
+        match e.sqlite_error_code() {
+            Some(DatabaseBusy | DatabaseLocked | DiskFull | ReadOnly | CannotOpen | SystemIoFailure) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            _ => StoreError::Internal(e.to_string()),
+        }
+    }
+}
+
+/// State owned by the writer thread.
+pub(crate) struct Writer {
+    conn: Connection,
+    /// (server_seed_hashed, client_seed) → (pk, public id). Cleared whenever a transaction fails.
+    streams: HashMap<(String, String), (i64, Uuid)>,
+    options: StoreOptions,
+}
+
+pub struct SqliteStore {
+    jobs: mpsc::Sender<Job>,
+    readers: Mutex<Vec<Connection>>,
+    reader_slots: tokio::sync::Semaphore,
+}
+
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "cache_size", -16_000)?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens or creates the file, switches it to WAL and applies the embedded migrations.
+    pub fn open(path: &Path, options: StoreOptions) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        let mut conn = Connection::open(path)?;
+        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Unavailable(format!("could not switch {} to WAL (got {mode})", path.display())));
+        }
+        configure(&conn)?;
+        migrations().to_latest(&mut conn).map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let reader = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+            )?;
+            reader.busy_timeout(Duration::from_secs(5))?;
+            readers.push(reader);
+        }
+
+        let (tx, rx) = mpsc::channel::<Job>(8192);
+        let writer = Writer { conn, streams: HashMap::new(), options };
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::Internal(format!("cannot start the writer thread: {e}")))?;
+        Ok(Self { jobs: tx, readers: Mutex::new(readers), reader_slots: tokio::sync::Semaphore::new(READERS) })
+    }
+
+    /// Runs `work` on the writer inside its own savepoint; answers after the group's COMMIT.
+    pub(crate) async fn write<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Writer) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |writer: &mut Writer| {
+            let result = writer.in_savepoint(work);
+            Box::new(move |commit: Result<(), StoreError>| {
+                let _ = tx.send(commit.and(result));
+            })
+        });
+        self.jobs.send(job).await.map_err(|_| StoreError::Unavailable("the database writer has stopped".into()))?;
+        rx.await.map_err(|_| StoreError::Unavailable("the database writer has stopped".into()))?
+    }
+
+    /// Runs `work` on a pooled read connection on the blocking pool.
+    pub(crate) async fn read<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let _permit =
+            self.reader_slots.acquire().await.map_err(|_| StoreError::Unavailable("reader pool closed".into()))?;
+        let conn = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = conn.ok_or_else(|| StoreError::Internal("reader pool is empty".into()))?;
+        let (conn, result) = tokio::task::spawn_blocking(move || {
+            let result = work(&conn);
+            (conn, result)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?;
+        self.readers.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+        result
+    }
+
+    pub async fn ingest(&self, messages: Vec<Message>) -> Result<Vec<IngestOutcome>, StoreError> {
+        self.write(move |writer| writer.ingest(&messages)).await
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?)).await
+    }
+
+    /// Returns the stored value of `name`, storing `fresh` first when there is none.
+    /// The flag says whether `fresh` was stored now.
+    pub async fn setting_or_insert(&self, name: &'static str, fresh: String) -> Result<(String, bool), StoreError> {
+        self.write(move |writer| {
+            let inserted = writer.conn.execute(
+                "INSERT INTO app_settings (name, value) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                params![name, fresh],
+            )?;
+            let value: String =
+                writer.conn.query_row("SELECT value FROM app_settings WHERE name = ?1", [name], |r| r.get(0))?;
+            Ok((value, inserted == 1))
+        })
+        .await
+    }
+}
+
+fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// Per-stream changes accumulated while one job runs, written once per stream.
+#[derive(Default)]
+struct StreamDelta {
+    bets: i64,
+    highest: Option<f64>,
+    max_nonce: i64,
+    rounds: i64,
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut jobs = Vec::with_capacity(16);
+            jobs.push(first);
+            while jobs.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+            let began = self.conn.execute_batch("BEGIN IMMEDIATE");
+            if let Err(e) = &began {
+                tracing::error!(error = %e, "cannot begin a write transaction");
+            }
+            let completions: Vec<Completion> = jobs.into_iter().map(|job| job(&mut self)).collect();
+            let commit = match began {
+                Ok(()) => self.conn.execute_batch("COMMIT").map_err(StoreError::from),
+                Err(e) => Err(StoreError::from(e)),
+            };
+            if let Err(e) = &commit {
+                tracing::error!(error = %e, "write transaction failed; its requests are answered with an error");
+                let _ = self.conn.execute_batch("ROLLBACK");
+                self.streams.clear();
+            }
+            for completion in completions {
+                completion(commit.clone());
+            }
+        }
+    }
+
+    fn in_savepoint<R>(&mut self, work: impl FnOnce(&mut Writer) -> Result<R, StoreError>) -> Result<R, StoreError> {
+        self.conn.execute_batch("SAVEPOINT job")?;
+        let result = work(self);
+        match &result {
+            Ok(_) => self.conn.execute_batch("RELEASE job")?,
+            Err(_) => {
+                self.conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+                self.streams.clear();
+            }
+        }
+        result
+    }
+
+    /// Finds or creates the stream of a seed pair: (pk, id, created now).
+    fn stream_for(
+        &mut self,
+        server_seed_hashed: &str,
+        client_seed: &str,
+        now: i64,
+    ) -> Result<(i64, Uuid, bool), StoreError> {
+        let key = (server_seed_hashed.to_string(), client_seed.to_string());
+        if let Some(&(pk, id)) = self.streams.get(&key) {
+            return Ok((pk, id, false));
+        }
+        let existing: Option<(i64, String)> = self
+            .conn
+            .prepare_cached("SELECT pk, id FROM streams WHERE server_seed_hashed = ?1 AND client_seed = ?2")?
+            .query_row(params![server_seed_hashed, client_seed], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let (pk, id, created) = match existing {
+            Some((pk, id)) => (pk, Uuid::parse_str(&id).map_err(|e| StoreError::Internal(e.to_string()))?, false),
+            None => {
+                let id = Uuid::new_v4();
+                let pk: i64 = self
+                    .conn
+                    .prepare_cached(
+                        "INSERT INTO streams (id, server_seed_hashed, client_seed, created_at, last_seen_at)
+                         VALUES (?1, ?2, ?3, ?4, ?4) RETURNING pk",
+                    )?
+                    .query_row(params![id.to_string(), server_seed_hashed, client_seed, now], |r| r.get(0))?;
+                (pk, id, true)
+            }
+        };
+        self.streams.insert(key, (pk, id));
+        Ok((pk, id, created))
+    }
+
+    fn insert_round(&mut self, stream_pk: i64, nonce: i64, round_result: f64) -> Result<bool, StoreError> {
+        let changed = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO rounds (stream_pk, nonce, round_result) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![stream_pk, nonce, round_result])?;
+        Ok(changed == 1)
+    }
+
+    fn ingest(&mut self, messages: &[Message]) -> Result<Vec<IngestOutcome>, StoreError> {
+        let now = now_micros();
+        let mut outcomes = Vec::with_capacity(messages.len());
+        let mut deltas: HashMap<i64, StreamDelta> = HashMap::new();
+        for message in messages {
+            let (server, client) = message.seed_pair();
+            let (pk, stream_id, new_stream) = self.stream_for(server, client, now)?;
+            let delta = deltas.entry(pk).or_default();
+            delta.max_nonce = delta.max_nonce.max(message.nonce());
+            let (accepted, bet_id) = match message {
+                Message::Bet(bet) => {
+                    let bet_id: Option<i64> = self
+                        .conn
+                        .prepare_cached(
+                            "INSERT INTO bets (stream_pk, antebot_bet_id, received_at, date_time, nonce, amount, payout,
+                                               payout_multiplier, difficulty, round_target, round_result)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                             ON CONFLICT (stream_pk, antebot_bet_id) DO NOTHING RETURNING id",
+                        )?
+                        .query_row(
+                            params![
+                                pk,
+                                bet.antebot_bet_id,
+                                now,
+                                bet.date_time.map(|d| d.timestamp_micros()),
+                                bet.nonce,
+                                bet.amount,
+                                bet.payout,
+                                bet.payout_multiplier,
+                                bet.difficulty.as_str(),
+                                bet.round_target,
+                                bet.round_result,
+                            ],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    if bet_id.is_some() {
+                        delta.bets += 1;
+                        delta.highest = Some(delta.highest.map_or(bet.round_result, |h| h.max(bet.round_result)));
+                    }
+                    if self.insert_round(pk, bet.nonce, bet.round_result)? {
+                        delta.rounds += 1;
+                    }
+                    (bet_id.is_some(), bet_id)
+                }
+                Message::Heartbeat(hb) => {
+                    let added = self.insert_round(pk, hb.nonce, hb.round_result)?;
+                    if added {
+                        delta.rounds += 1;
+                    }
+                    (added, None)
+                }
+            };
+            outcomes.push(IngestOutcome { stream_id, new_stream, accepted, bet_id });
+        }
+        for (pk, delta) in deltas {
+            self.apply_delta(pk, &delta, now)?;
+        }
+        Ok(outcomes)
+    }
+
+    fn apply_delta(&mut self, pk: i64, delta: &StreamDelta, now: i64) -> Result<(), StoreError> {
+        let rounds_count: i64 = self
+            .conn
+            .prepare_cached(
+                "UPDATE streams SET
+                    total_bets = total_bets + ?2,
+                    highest_multiplier = CASE WHEN ?3 IS NULL THEN highest_multiplier
+                                              ELSE max(coalesce(highest_multiplier, ?3), ?3) END,
+                    last_observed_nonce = max(coalesce(last_observed_nonce, ?4), ?4),
+                    rounds_count = rounds_count + ?5,
+                    last_seen_at = ?6
+                 WHERE pk = ?1 RETURNING rounds_count",
+            )?
+            .query_row(params![pk, delta.bets, delta.highest, delta.max_nonce, delta.rounds, now], |r| r.get(0))?;
+        let retention = i64::try_from(self.options.rounds_retention).unwrap_or(i64::MAX);
+        if rounds_count > retention {
+            let excess = rounds_count - retention;
+            self.conn
+                .prepare_cached(
+                    "DELETE FROM rounds WHERE stream_pk = ?1 AND nonce IN
+                        (SELECT nonce FROM rounds WHERE stream_pk = ?1 ORDER BY nonce ASC LIMIT ?2)",
+                )?
+                .execute(params![pk, excess])?;
+            self.conn
+                .prepare_cached("UPDATE streams SET rounds_count = ?2 WHERE pk = ?1")?
+                .execute(params![pk, retention])?;
+        }
+        Ok(())
+    }
+}
