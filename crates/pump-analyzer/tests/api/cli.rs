@@ -1,0 +1,157 @@
+//! The real executable: banner, configuration errors, `token`, `config`, the security log file,
+//! `.env` loading and token reload on SIGHUP.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::helpers::{TempDir, bet, binary, spawn_binary};
+
+fn run(args: &[&str], vars: &[(&str, &str)]) -> std::process::Output {
+    let dir = TempDir::new();
+    let mut command = Command::new(binary());
+    command.current_dir(dir.path()).env_clear().args(args);
+    for (k, v) in vars {
+        command.env(k, v);
+    }
+    command.output().unwrap()
+}
+
+#[test]
+fn malformed_configuration_stops_start_up_naming_the_variable() {
+    for (variable, value) in [
+        ("API_PORT", "abc"),
+        ("INGEST_RATE_LIMIT", "-5"),
+        ("DATABASE_URL", "not-a-url"),
+        ("API_CORS_ORIGINS", "*"),
+        ("REDIS_URL", "localhost"),
+    ] {
+        let output = run(&["serve"], &[(variable, value)]);
+        assert_eq!(output.status.code(), Some(2), "{variable}={value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(variable), "{variable}: {stderr}");
+        assert!(output.stdout.is_empty(), "no banner for a bad configuration");
+    }
+}
+
+#[test]
+fn token_prints_64_hex_characters_each_time_different() {
+    let a = String::from_utf8(run(&["token"], &[]).stdout).unwrap();
+    let b = String::from_utf8(run(&["token"], &[]).stdout).unwrap();
+    assert_eq!(a.trim().len(), 64);
+    assert!(a.trim().chars().all(|c| c.is_ascii_hexdigit()));
+    assert_ne!(a, b);
+}
+
+#[test]
+fn config_prints_the_effective_configuration_with_secrets_masked() {
+    let output = run(
+        &["config", "--port", "9123"],
+        &[("INGEST_TOKEN", "very-secret-token"), ("DASHBOARD_PASSWORD", "pw-secret"), ("INGEST_RATE_LIMIT", "30")],
+    );
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("API_PORT=9123"));
+    assert!(text.contains("INGEST_RATE_LIMIT=30"));
+    assert!(text.contains("DATABASE_URL=sqlite://pump.db"));
+    assert!(!text.contains("very-secret-token"));
+    assert!(!text.contains("pw-secret"));
+}
+
+#[test]
+fn the_banner_says_whether_a_token_is_configured_and_never_prints_it() {
+    let server = spawn_binary(&[("INGEST_TOKEN", "banner-secret-token")], None);
+    assert!(server.banner.contains("Ingest Token: Configured"), "{}", server.banner);
+    assert!(!server.banner.contains("banner-secret-token"));
+    assert!(server.banner.contains("60 requests per minute"));
+    assert!(server.banner.contains("http://127.0.0.1:"));
+    assert!(server.banner.contains("CORS Origins:    http://localhost:5173"));
+    assert!(server.banner.contains("Database:        sqlite://pump.db"));
+    assert!(server.banner.contains("Secret Key:      generated and stored"));
+    assert!(!server.banner.contains("WARNING"));
+    assert!(server.dir.path().join("pump.db").exists(), "the database file is created");
+
+    let open = spawn_binary(&[("SESSION_TIMEOUT", "120")], None);
+    assert!(open.banner.contains("Ingest Token: Not configured (open access)"), "{}", open.banner);
+    assert!(open.banner.contains("120 s idle"));
+}
+
+#[test]
+fn a_public_binding_without_token_or_password_is_warned_about() {
+    let server = spawn_binary(&[("API_HOST", "0.0.0.0")], None);
+    assert!(server.banner.contains("WARNING: listening on a non-loopback address WITHOUT an ingest token"));
+    assert!(server.banner.contains("WITHOUT a dashboard password"));
+}
+
+#[test]
+fn the_secret_key_is_generated_once_and_reused() {
+    let dir = TempDir::new();
+    let mut first = spawn_binary(&[], Some(dir));
+    assert!(first.banner.contains("generated and stored"));
+    first.kill9();
+    let dir = std::mem::replace(&mut first.dir, TempDir::new());
+    let second = spawn_binary(&[], Some(dir));
+    assert!(second.banner.contains("loaded from the database"), "{}", second.banner);
+    let configured = spawn_binary(&[("FLASK_SECRET_KEY", "abc")], None);
+    assert!(configured.banner.contains("from the environment"));
+}
+
+#[test]
+fn dot_env_in_the_working_directory_is_loaded_and_the_real_environment_wins() {
+    let dir = TempDir::new();
+    std::fs::write(dir.path().join(".env"), "INGEST_TOKEN=from-dot-env\nINGEST_RATE_LIMIT=7\nSESSION_TIMEOUT=99\n").unwrap();
+    let server = spawn_binary(&[("INGEST_RATE_LIMIT", "11")], Some(dir));
+    assert!(server.banner.contains("Ingest Token: Configured"));
+    assert!(server.banner.contains("11 requests per minute"), "{}", server.banner);
+    assert!(server.banner.contains("99 s idle"));
+}
+
+#[tokio::test]
+async fn security_events_are_written_to_the_log_file() {
+    let server = spawn_binary(&[("INGEST_TOKEN", "tok"), ("INGEST_RATE_LIMIT", "1"), ("LOG_FILE", "server.log")], None);
+    let client = reqwest::Client::new();
+    let url = server.url("/live/ingest");
+    assert_eq!(client.post(&url).json(&bet("a", 1)).send().await.unwrap().status(), 401);
+    assert_eq!(client.post(&url).header("X-Ingest-Token", "tok").json(&bet("a", 1)).send().await.unwrap().status(), 200);
+    assert_eq!(client.post(&url).header("X-Ingest-Token", "tok").json(&bet("b", 2)).send().await.unwrap().status(), 429);
+    client.get(server.url("/healthz")).header("Origin", "http://evil.example").send().await.unwrap();
+    let log_path = server.dir.path().join("server.log");
+    let mut log = String::new();
+    for _ in 0..50 {
+        log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if log.contains("CORS") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let events: Vec<&str> = log.lines().filter(|l| l.contains("401") || l.contains("429") || l.contains("CORS")).collect();
+    assert!(events.iter().any(|l| l.contains("401") && l.contains("ip=127.0.0.1") && l.contains("path=/live/ingest")), "{log}");
+    assert!(events.iter().any(|l| l.contains("429") && l.contains("rate limit")), "{log}");
+    assert!(events.iter().any(|l| l.contains("CORS") && l.contains("http://evil.example")), "{log}");
+    assert!(!log.contains("tok\""), "the token never appears in logs");
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_ingest_tokens_without_a_restart() {
+    let dir = TempDir::new();
+    std::fs::write(dir.path().join(".env"), "INGEST_TOKEN=old-token\n").unwrap();
+    let server = spawn_binary(&[], Some(dir));
+    let client = reqwest::Client::new();
+    let post = |token: &str, id: &str| {
+        client.post(server.url("/live/ingest")).header("X-Ingest-Token", token).json(&bet(id, 1)).send()
+    };
+    assert_eq!(post("old-token", "a").await.unwrap().status(), 200);
+    assert_eq!(post("new-token", "b").await.unwrap().status(), 401);
+    std::fs::write(server.dir.path().join(".env"), "INGEST_TOKEN=old-token,new-token\n").unwrap();
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    let mut status = 0;
+    for _ in 0..50 {
+        status = post("new-token", "c").await.unwrap().status().as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 200);
+    assert_eq!(post("old-token", "d").await.unwrap().status(), 200);
+}

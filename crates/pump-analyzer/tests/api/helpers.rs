@@ -1,0 +1,168 @@
+//! Test harness: every test gets its own server on a random port with a fresh database, reached
+//! over real HTTP. `spawn_app` runs it in-process; `spawn_binary` runs the real executable (for the
+//! banner, logs, signals and `kill -9`).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use pump_analyzer::Application;
+use pump_analyzer::config::{Overrides, Settings};
+use serde_json::{Value, json};
+
+/// A directory removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("pump-test-{}-{n}-{}", std::process::id(), rand_suffix()));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn rand_suffix() -> String {
+    pump_analyzer::security::random_hex(4)
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db_path: PathBuf,
+    _dir: TempDir,
+}
+
+/// Starts the application in-process with the given variables (on top of test defaults).
+pub async fn spawn_app(vars: &[(&str, &str)]) -> TestApp {
+    let dir = TempDir::new();
+    let db_path = dir.path().join("pump.db");
+    let mut map: HashMap<String, String> = HashMap::new();
+    map.insert("API_PORT".into(), "0".into());
+    map.insert("DATABASE_URL".into(), format!("sqlite://{}", db_path.display()));
+    for (k, v) in vars {
+        map.insert(k.to_string(), v.to_string());
+    }
+    let settings = Settings::from_vars(&map, &Overrides::default()).expect("test settings");
+    let app = Application::build(settings).await.expect("application builds");
+    let address = format!("http://{}", app.address());
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    TestApp { address, client, db_path, _dir: dir }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// POSTs a JSON body to `/live/ingest`.
+    pub async fn ingest(&self, body: &Value) -> reqwest::Response {
+        self.client.post(self.url("/live/ingest")).json(body).send().await.unwrap()
+    }
+
+    /// Opens the database file read-only for assertions about what is stored.
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open_with_flags(&self.db_path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.db().query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+}
+
+/// A valid bet body.
+pub fn bet(id: &str, nonce: i64) -> Value {
+    json!({
+        "id": id, "nonce": nonce, "amount": 1.0, "payout": 0.0, "difficulty": "expert",
+        "clientSeed": "client-seed", "serverSeedHashed": "hash-1", "roundResult": 1.63,
+        "dateTime": "2026-11-23T12:00:00Z",
+    })
+}
+
+pub fn heartbeat(nonce: i64, round_result: f64) -> Value {
+    json!({"type": "heartbeat", "nonce": nonce, "roundResult": round_result,
+           "clientSeed": "client-seed", "serverSeedHashed": "hash-1"})
+}
+
+/// The real executable, started with `vars` in a fresh working directory.
+pub struct BinaryServer {
+    pub child: Child,
+    pub address: String,
+    pub banner: String,
+    pub dir: TempDir,
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_pump-analyzer")
+}
+
+/// Starts the binary and waits for its banner; the port is read from the banner.
+pub fn spawn_binary(vars: &[(&str, &str)], dir: Option<TempDir>) -> BinaryServer {
+    let dir = dir.unwrap_or_else(TempDir::new);
+    let mut command = Command::new(binary());
+    command
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("API_PORT", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in vars {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut reader = BufReader::new(stdout);
+    let mut banner = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut port = None;
+    while Instant::now() < deadline {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        banner.push_str(&line);
+        if let Some(p) = line.trim().strip_prefix("Port:") {
+            port = Some(p.trim().to_string());
+        }
+        if port.is_some() && line.starts_with("=====") && banner.matches("=====").count() >= 3 {
+            break;
+        }
+    }
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in reader.lines() {});
+    let port = port.unwrap_or_else(|| panic!("no port in banner:\n{banner}"));
+    BinaryServer { child, address: format!("http://127.0.0.1:{port}"), banner, dir }
+}
+
+impl BinaryServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for BinaryServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}

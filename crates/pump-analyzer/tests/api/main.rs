@@ -1,0 +1,8 @@
+//! One test binary for the HTTP API: every test starts its own server on a random port with a
+//! fresh database and talks real HTTP to it.
+
+mod cli;
+mod durability;
+mod helpers;
+mod ingest;
+mod security;
