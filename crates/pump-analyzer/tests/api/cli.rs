@@ -98,7 +98,8 @@ fn the_secret_key_is_generated_once_and_reused() {
 #[test]
 fn dot_env_in_the_working_directory_is_loaded_and_the_real_environment_wins() {
     let dir = TempDir::new();
-    std::fs::write(dir.path().join(".env"), "INGEST_TOKEN=from-dot-env\nINGEST_RATE_LIMIT=7\nSESSION_TIMEOUT=99\n").unwrap();
+    std::fs::write(dir.path().join(".env"), "INGEST_TOKEN=from-dot-env\nINGEST_RATE_LIMIT=7\nSESSION_TIMEOUT=99\n")
+        .unwrap();
     let server = spawn_binary(&[("INGEST_RATE_LIMIT", "11")], Some(dir));
     assert!(server.banner.contains("Ingest Token: Configured"));
     assert!(server.banner.contains("11 requests per minute"), "{}", server.banner);
@@ -111,8 +112,14 @@ async fn security_events_are_written_to_the_log_file() {
     let client = reqwest::Client::new();
     let url = server.url("/live/ingest");
     assert_eq!(client.post(&url).json(&bet("a", 1)).send().await.unwrap().status(), 401);
-    assert_eq!(client.post(&url).header("X-Ingest-Token", "tok").json(&bet("a", 1)).send().await.unwrap().status(), 200);
-    assert_eq!(client.post(&url).header("X-Ingest-Token", "tok").json(&bet("b", 2)).send().await.unwrap().status(), 429);
+    assert_eq!(
+        client.post(&url).header("X-Ingest-Token", "tok").json(&bet("a", 1)).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        client.post(&url).header("X-Ingest-Token", "tok").json(&bet("b", 2)).send().await.unwrap().status(),
+        429
+    );
     client.get(server.url("/healthz")).header("Origin", "http://evil.example").send().await.unwrap();
     let log_path = server.dir.path().join("server.log");
     let mut log = String::new();
@@ -123,8 +130,12 @@ async fn security_events_are_written_to_the_log_file() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let events: Vec<&str> = log.lines().filter(|l| l.contains("401") || l.contains("429") || l.contains("CORS")).collect();
-    assert!(events.iter().any(|l| l.contains("401") && l.contains("ip=127.0.0.1") && l.contains("path=/live/ingest")), "{log}");
+    let events: Vec<&str> =
+        log.lines().filter(|l| l.contains("401") || l.contains("429") || l.contains("CORS")).collect();
+    assert!(
+        events.iter().any(|l| l.contains("401") && l.contains("ip=127.0.0.1") && l.contains("path=/live/ingest")),
+        "{log}"
+    );
     assert!(events.iter().any(|l| l.contains("429") && l.contains("rate limit")), "{log}");
     assert!(events.iter().any(|l| l.contains("CORS") && l.contains("http://evil.example")), "{log}");
     assert!(!log.contains("tok\""), "the token never appears in logs");

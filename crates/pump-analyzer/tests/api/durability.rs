@@ -47,5 +47,10 @@ async fn every_acknowledged_bet_survives_kill_9_during_a_load() {
     assert_eq!(integrity, "ok");
     let mut stmt = db.prepare("SELECT 1 FROM bets WHERE antebot_bet_id = ?1").unwrap();
     let missing: Vec<&String> = acked.iter().filter(|id| !stmt.exists([id.as_str()]).unwrap()).collect();
-    assert!(missing.is_empty(), "{} acknowledged bets lost, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged bets lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
 }

@@ -127,7 +127,8 @@ async fn bodies_that_are_not_json_get_400_and_oversized_ones_413() {
 #[tokio::test]
 async fn json_is_read_whatever_the_content_type() {
     let app = spawn_app(&[]).await;
-    for (i, content_type) in ["text/plain", "application/x-www-form-urlencoded", "application/json"].iter().enumerate() {
+    for (i, content_type) in ["text/plain", "application/x-www-form-urlencoded", "application/json"].iter().enumerate()
+    {
         let response = app
             .client
             .post(app.url("/live/ingest"))

@@ -66,7 +66,8 @@ async fn the_seventy_request_loop_gets_sixty_through_then_429_with_all_headers()
             .await
             .unwrap();
         let status = response.status().as_u16();
-        for name in ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "ratelimit", "ratelimit-policy"] {
+        for name in ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "ratelimit", "ratelimit-policy"]
+        {
             assert!(response.headers().contains_key(name), "{name} missing on response {i}");
         }
         assert_eq!(header_u64(&response, "x-ratelimit-limit"), 60);
@@ -95,18 +96,37 @@ async fn token_failures_get_the_two_messages_and_use_no_quota() {
         let missing = app.ingest(&bet("a", 1)).await;
         assert_eq!(missing.status(), 401);
         assert_eq!(missing.json::<Value>().await.unwrap()["detail"], "X-Ingest-Token header is required");
-        let wrong =
-            app.client.post(app.url("/live/ingest")).header("X-Ingest-Token", "wrong").json(&bet("a", 1)).send().await.unwrap();
+        let wrong = app
+            .client
+            .post(app.url("/live/ingest"))
+            .header("X-Ingest-Token", "wrong")
+            .json(&bet("a", 1))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(wrong.status(), 401);
         assert_eq!(header_u64(&wrong, "x-ratelimit-remaining"), 3);
         assert_eq!(wrong.json::<Value>().await.unwrap()["detail"], "Invalid ingest token");
     }
     for n in 1..=3 {
-        let ok = app.client.post(app.url("/live/ingest")).header("X-Ingest-Token", "right").json(&bet("a", n)).send().await.unwrap();
+        let ok = app
+            .client
+            .post(app.url("/live/ingest"))
+            .header("X-Ingest-Token", "right")
+            .json(&bet("a", n))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(ok.status(), 200);
     }
-    let limited =
-        app.client.post(app.url("/live/ingest")).header("X-Ingest-Token", "right").json(&bet("z", 9)).send().await.unwrap();
+    let limited = app
+        .client
+        .post(app.url("/live/ingest"))
+        .header("X-Ingest-Token", "right")
+        .json(&bet("z", 9))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(limited.status(), 429);
     assert_eq!(app.count("SELECT count(*) FROM bets"), 1);
 }
@@ -206,7 +226,14 @@ async fn cors_preflight_from_an_allowed_origin_permits_the_ingest_token() {
     for name in ["x-ingest-token", "content-type", "authorization", "x-csrf-token"] {
         assert!(allowed.contains(name), "{allowed}");
     }
-    let actual = app.client.post(app.url("/live/ingest")).header("Origin", "http://localhost:5173").json(&bet("c", 1)).send().await.unwrap();
+    let actual = app
+        .client
+        .post(app.url("/live/ingest"))
+        .header("Origin", "http://localhost:5173")
+        .json(&bet("c", 1))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(actual.status(), 200);
     let exposed = actual.headers()["access-control-expose-headers"].to_str().unwrap().to_ascii_lowercase();
     for name in ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "retry-after"] {
@@ -245,9 +272,23 @@ async fn open_ingest_refuses_posts_from_foreign_web_pages() {
     assert_eq!(response.status(), 403);
     assert!(response.json::<Value>().await.unwrap()["detail"].as_str().unwrap().contains("http://evil.example"));
     assert_eq!(app.count("SELECT count(*) FROM bets"), 0);
-    let allowed = app.client.post(app.url("/live/ingest")).header("Origin", "http://localhost:5173").json(&bet("ok", 1)).send().await.unwrap();
+    let allowed = app
+        .client
+        .post(app.url("/live/ingest"))
+        .header("Origin", "http://localhost:5173")
+        .json(&bet("ok", 1))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(allowed.status(), 200);
-    let same_origin = app.client.post(app.url("/live/ingest")).header("Origin", app.address.clone()).json(&bet("own", 2)).send().await.unwrap();
+    let same_origin = app
+        .client
+        .post(app.url("/live/ingest"))
+        .header("Origin", app.address.clone())
+        .json(&bet("own", 2))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(same_origin.status(), 200);
 }
 
@@ -281,7 +322,14 @@ async fn foreign_host_names_are_refused_on_a_loopback_server() {
         assert_eq!(response.status().as_u16(), expected, "{host}");
         assert_eq!(response.headers()["x-content-type-options"], "nosniff");
     }
-    let ingest = app.client.post(app.url("/live/ingest")).header("Host", "evil.example").json(&bet("x", 1)).send().await.unwrap();
+    let ingest = app
+        .client
+        .post(app.url("/live/ingest"))
+        .header("Host", "evil.example")
+        .json(&bet("x", 1))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ingest.status(), 421);
     assert_eq!(app.count("SELECT count(*) FROM bets"), 0);
 }
