@@ -25,6 +25,8 @@ use store::{Store, StoreOptions};
 pub enum StartError {
     Bind(std::io::Error),
     Store(store::StoreError),
+    /// A configured feature this build cannot provide; refusing beats silently ignoring it.
+    Unsupported(&'static str),
 }
 
 impl std::fmt::Display for StartError {
@@ -32,6 +34,7 @@ impl std::fmt::Display for StartError {
         match self {
             StartError::Bind(e) => write!(f, "cannot listen: {e}"),
             StartError::Store(e) => write!(f, "cannot open the database: {e}"),
+            StartError::Unsupported(what) => write!(f, "{what}"),
         }
     }
 }
@@ -49,6 +52,17 @@ pub struct Application {
 impl Application {
     /// Opens the store and binds the socket (port 0 picks a free port, as tests do).
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        if settings.tls_enabled() {
+            return Err(StartError::Unsupported(
+                "TLS_CERT_FILE/TLS_KEY_FILE: serving HTTPS directly is not available in this build yet; \
+                 unset them and put a TLS-terminating proxy in front",
+            ));
+        }
+        if settings.redis_url.is_some() {
+            return Err(StartError::Unsupported(
+                "REDIS_URL: the Redis backend is not available in this build yet; unset it to run one instance",
+            ));
+        }
         let options = StoreOptions { rounds_retention: settings.rounds_retention };
         let store = Store::open(&settings.database, options).await.map_err(StartError::Store)?;
         let (_secret, secret_source) = store
