@@ -9,6 +9,14 @@
 use sha2::block_api::compress256;
 use sha2::{Digest, Sha256};
 
+/// The outer block after the 32-byte inner digest: 0x80, zeros, bit length (64 + 32) · 8.
+const OUTER_TEMPLATE: [u8; 64] = {
+    let mut block = [0u8; 64];
+    block[32] = 0x80;
+    block[62] = 0x03;
+    block
+};
+
 const IV: [u32; 8] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
 
 /// An HMAC-SHA256 key, prepared for many messages.
@@ -39,6 +47,22 @@ impl KeyedHmac {
         let mut outer = IV;
         compress256(&mut outer, &[block.map(|b| b ^ 0x5c)]);
         Self { inner, outer }
+    }
+
+    /// HMAC-SHA256 of a message that fits one block, given already padded (message, 0x80,
+    /// zeros, big-endian bit length of 64 + message length). Returns the digest as eight
+    /// big-endian words, which is how the round derivation reads it anyway: two compressions,
+    /// no byte shuffling.
+    pub fn mac_padded_block(&self, block: &[u8; 64]) -> [u32; 8] {
+        let mut inner = self.inner;
+        compress256(&mut inner, std::slice::from_ref(block));
+        let mut outer_block = OUTER_TEMPLATE;
+        for (chunk, word) in outer_block[..32].chunks_exact_mut(4).zip(&inner) {
+            chunk.copy_from_slice(&word.to_be_bytes());
+        }
+        let mut outer = self.outer;
+        compress256(&mut outer, &[outer_block]);
+        outer
     }
 
     /// HMAC-SHA256(key, message).
@@ -88,6 +112,15 @@ mod tests {
             for len in [0, 1, 55, 56, 63, 64, 65, 119, 120, 128, 200, 300] {
                 let message: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
                 assert_eq!(prepared.mac(&message), reference(key, &message), "key {} len {len}", key.len());
+                if len <= 55 {
+                    let mut block = [0u8; 64];
+                    block[..len].copy_from_slice(&message);
+                    block[len] = 0x80;
+                    block[56..].copy_from_slice(&(((64 + len) as u64) * 8).to_be_bytes());
+                    let words = prepared.mac_padded_block(&block);
+                    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
+                    assert_eq!(bytes, reference(key, &message), "padded block, len {len}");
+                }
             }
         }
     }

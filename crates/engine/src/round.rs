@@ -69,12 +69,42 @@ impl RoundDeriver {
 
     /// Fills `out` with the first `out.len()` 32-bit words of the nonce's byte stream.
     fn words(&mut self, nonce: u64, out: &mut [u32]) {
+        if self.words_one_block(nonce, out) {
+            return;
+        }
         for (round, chunk) in out.chunks_mut(8).enumerate() {
             let digest = self.digest(nonce, round as u64);
             for (word, bytes) in chunk.iter_mut().zip(digest.chunks_exact(4)) {
                 *word = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
             }
         }
+    }
+
+    /// Fast path for messages that fit one SHA-256 block (client seeds up to 33 bytes, the usual
+    /// case): the padded block is written in place and the digest words are used as they come.
+    fn words_one_block(&mut self, nonce: u64, out: &mut [u32]) -> bool {
+        let rounds = out.len().div_ceil(8);
+        let digits = {
+            self.message.truncate(self.prefix_len);
+            push_decimal(&mut self.message, nonce);
+            self.message.len() - self.prefix_len
+        };
+        // message = prefix + digits + ':' + one round digit (rounds ≤ 4 for 25 words)
+        let len = self.prefix_len + digits + 2;
+        if len > 55 || rounds > 10 {
+            return false;
+        }
+        let mut block = [0u8; 64];
+        block[..len - 2].copy_from_slice(&self.message);
+        block[len - 2] = b':';
+        block[len] = 0x80;
+        block[56..].copy_from_slice(&(((64 + len) as u64) * 8).to_be_bytes());
+        for (round, chunk) in out.chunks_mut(8).enumerate() {
+            block[len - 1] = b'0' + round as u8;
+            let words = self.hmac.mac_padded_block(&block);
+            chunk.copy_from_slice(&words[..chunk.len()]);
+        }
+        true
     }
 
     /// The result of `nonce`, computing only the HMAC rounds the difficulty needs
