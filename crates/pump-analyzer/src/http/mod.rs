@@ -4,6 +4,8 @@ pub mod error;
 pub mod extract;
 mod health;
 mod ingest;
+pub mod query;
+mod verify;
 
 use std::sync::Arc;
 
@@ -36,6 +38,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(ingest::router(state.clone()))
+        .merge(verify::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
         .layer(TraceLayer::new_for_http())

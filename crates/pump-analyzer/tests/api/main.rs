@@ -6,3 +6,4 @@ mod durability;
 mod helpers;
 mod ingest;
 mod security;
+mod verify;
