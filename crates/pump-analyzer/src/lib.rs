@@ -1,5 +1,6 @@
 //! Pump Analyzer: the library builds the application; `main` only parses the command line.
 
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod live;

@@ -1,4 +1,4 @@
-//! The `pump-analyzer` command: `serve` (the default), `token`, `config`.
+//! The `pump-analyzer` command: `serve` (the default), `verify`, `scan`, `token`, `config`.
 
 use std::process::ExitCode;
 
@@ -26,6 +26,43 @@ enum Command {
     Token,
     /// Print the effective configuration, secrets masked.
     Config(ServeArgs),
+    /// Verify one nonce: result, permutation and the board.
+    Verify {
+        #[arg(long)]
+        server_seed: String,
+        #[arg(long)]
+        client_seed: String,
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        nonce: u64,
+        #[arg(long, value_parser = parse_difficulty)]
+        difficulty: pump_engine::Difficulty,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Scan a nonce range for target multipliers on all cores.
+    Scan {
+        #[arg(long)]
+        server_seed: String,
+        #[arg(long)]
+        client_seed: String,
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        start: u64,
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        end: u64,
+        #[arg(long, value_parser = parse_difficulty)]
+        difficulty: pump_engine::Difficulty,
+        /// Comma-separated multipliers, e.g. 400.02,11200.65
+        #[arg(long, value_delimiter = ',', required = true)]
+        targets: Vec<f64>,
+        /// Print JSON instead of text (no progress bar).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_difficulty(raw: &str) -> Result<pump_engine::Difficulty, String> {
+    raw.to_ascii_lowercase().parse().map_err(|e: pump_engine::ParseDifficultyError| e.to_string())
 }
 
 #[derive(clap::Args, Default)]
@@ -50,6 +87,31 @@ impl ServeArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Verify { server_seed, client_seed, nonce, difficulty, json } => {
+            print!("{}", pump_analyzer::cli::verify(&server_seed, &client_seed, nonce, difficulty, json));
+            ExitCode::SUCCESS
+        }
+        Command::Scan { server_seed, client_seed, start, end, difficulty, targets, json } => {
+            if end < start {
+                eprintln!("error: --end must be ≥ --start");
+                return ExitCode::from(2);
+            }
+            if targets.iter().any(|t| !t.is_finite() || *t <= 0.0) {
+                eprintln!("error: --targets must be positive multipliers such as 400.02,11200.65");
+                return ExitCode::from(2);
+            }
+            let args = pump_analyzer::cli::ScanArgs { server_seed, client_seed, start, end, difficulty, targets, json };
+            match pump_analyzer::cli::scan(&args) {
+                Ok(out) => {
+                    print!("{out}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Token => {
             println!("{}", pump_analyzer::security::random_hex(32));
             ExitCode::SUCCESS

@@ -166,3 +166,90 @@ async fn sighup_reloads_the_ingest_tokens_without_a_restart() {
     assert_eq!(status, 200);
     assert_eq!(post("old-token", "d").await.unwrap().status(), 200);
 }
+
+const VECTOR_SERVER: &str = "564e967b90f03d0153fdcb2d2d1cc5a5057e0df78163611fe3801d6498e681ca";
+
+#[test]
+fn verify_prints_the_result_and_the_board() {
+    let args = [
+        "verify",
+        "--server-seed",
+        VECTOR_SERVER,
+        "--client-seed",
+        "zXv1upuFns",
+        "--nonce",
+        "5663",
+        "--difficulty",
+        "expert",
+    ];
+    let output = run(&args, &[]);
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("pop point:      13"), "{text}");
+    assert!(text.contains("11200.65x"));
+    assert_eq!(text.matches("XX").count(), 10);
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let json: serde_json::Value = serde_json::from_slice(&run(&json_args, &[]).stdout).unwrap();
+    assert_eq!(json["max_pumps"], 12);
+    assert_eq!(json["permutation"][0], 16);
+    let bad = run(&["verify", "--server-seed", "s", "--client-seed", "c", "--nonce", "0", "--difficulty", "easy"], &[]);
+    assert!(!bad.status.success());
+}
+
+#[test]
+fn scan_finds_the_vector_hits_and_summarises_them() {
+    let output = run(
+        &[
+            "scan",
+            "--server-seed",
+            VECTOR_SERVER,
+            "--client-seed",
+            "zXv1upuFns",
+            "--start",
+            "1",
+            "--end",
+            "50000",
+            "--difficulty",
+            "expert",
+            "--targets",
+            "11200.65,48536.13",
+            "--json",
+        ],
+        &[],
+    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let nonces: Vec<u64> = json["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["max_multiplier"] == 11200.65)
+        .map(|h| h["nonce"].as_u64().unwrap())
+        .collect();
+    assert_eq!(nonces, vec![5663, 9030, 20962, 35134, 41372, 44319]);
+    assert_eq!(json["summary"]["counts_by_target"]["11200.65"], 6);
+    let text = String::from_utf8(
+        run(
+            &[
+                "scan",
+                "--server-seed",
+                "a",
+                "--client-seed",
+                "b",
+                "--start",
+                "1",
+                "--end",
+                "1000",
+                "--difficulty",
+                "easy",
+                "--targets",
+                "1.02",
+            ],
+            &[],
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert!(text.contains("hits in 1000 nonces (easy)"), "{text}");
+}
