@@ -81,6 +81,8 @@ pub(crate) struct Writer {
     conn: Connection,
     /// (server_seed_hashed, client_seed) → (pk, public id). Cleared whenever a transaction fails.
     streams: HashMap<(String, String), (i64, Uuid)>,
+    /// The most recently used entry of `streams`.
+    last_stream: Option<(String, String, i64, Uuid)>,
     /// Stream counters changed by the current transaction, written once per stream just before
     /// COMMIT (one UPDATE per stream per group instead of one per request).
     deltas: HashMap<i64, StreamDelta>,
@@ -136,7 +138,7 @@ impl SqliteStore {
         }
 
         let (tx, rx) = mpsc::channel::<Job>(8192);
-        let writer = Writer { conn, streams: HashMap::new(), deltas: HashMap::new(), options };
+        let writer = Writer { conn, streams: HashMap::new(), last_stream: None, deltas: HashMap::new(), options };
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer.run(rx))
@@ -272,6 +274,7 @@ impl Writer {
             }
             let _ = self.conn.execute_batch("ROLLBACK");
             self.streams.clear();
+            self.last_stream = None;
             self.deltas.clear();
         }
         outcome
@@ -284,8 +287,17 @@ impl Writer {
         client_seed: &str,
         now: i64,
     ) -> Result<(i64, Uuid, bool), StoreError> {
+        // Consecutive messages nearly always share a seed pair: answer those without building a
+        // key (two allocations) for the map.
+        if let Some((server, client, pk, id)) = &self.last_stream
+            && server == server_seed_hashed
+            && client == client_seed
+        {
+            return Ok((*pk, *id, false));
+        }
         let key = (server_seed_hashed.to_string(), client_seed.to_string());
         if let Some(&(pk, id)) = self.streams.get(&key) {
+            self.last_stream = Some((key.0, key.1, pk, id));
             return Ok((pk, id, false));
         }
         let existing: Option<(i64, String)> = self
@@ -307,7 +319,8 @@ impl Writer {
                 (pk, id, true)
             }
         };
-        self.streams.insert(key, (pk, id));
+        self.streams.insert(key.clone(), (pk, id));
+        self.last_stream = Some((key.0, key.1, pk, id));
         Ok((pk, id, created))
     }
 
