@@ -353,7 +353,8 @@ impl Settings {
     }
 }
 
-fn split_list(raw: &str) -> Vec<String> {
+/// Splits a comma-separated list, trimming items and dropping empty ones.
+pub fn split_list(raw: &str) -> Vec<String> {
     raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
 }
 

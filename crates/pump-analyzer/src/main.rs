@@ -182,8 +182,7 @@ fn spawn_token_reload(state: pump_analyzer::http::AppState) {
                 .ok()
                 .and_then(|iter| iter.flatten().find(|(k, _)| k == "INGEST_TOKEN").map(|(_, v)| v));
             let raw = from_file.or_else(|| std::env::var("INGEST_TOKEN").ok()).unwrap_or_default();
-            let tokens: Vec<String> =
-                raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
+            let tokens = pump_analyzer::config::split_list(&raw);
             state.tokens.replace(&tokens);
             tracing::warn!(target: "security", tokens = tokens.len(), "ingest tokens reloaded on SIGHUP");
         }

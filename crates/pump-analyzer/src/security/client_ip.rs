@@ -16,6 +16,13 @@ use crate::http::AppState;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
+impl ClientIp {
+    /// The client IP that [`layer`] recorded for `request`, or `fallback` outside that layer.
+    pub fn of(request: &Request, fallback: IpAddr) -> IpAddr {
+        request.extensions().get::<ClientIp>().map(|c| c.0).unwrap_or(fallback)
+    }
+}
+
 /// Whether the original request came over HTTPS (directly, or per a trusted proxy's
 /// `X-Forwarded-Proto`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

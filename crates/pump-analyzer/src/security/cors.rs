@@ -65,7 +65,7 @@ pub async fn audit_layer(State(state): State<AppState>, request: Request, next: 
     if let Some(origin) = request.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
         let https = request.extensions().get::<ForwardedHttps>().is_some_and(|f| f.0);
         if !origin_allowed(origin, request.headers(), https, &state.settings) {
-            let ip = request.extensions().get::<ClientIp>().map(|c| c.0).unwrap_or(state.settings.host);
+            let ip = ClientIp::of(&request, state.settings.host);
             let preflight = if request.method() == Method::OPTIONS { " (preflight)" } else { "" };
             audit::event(403, &format!("CORS origin not allowed{preflight}: {origin}"), ip, request.uri().path());
         }

@@ -36,7 +36,7 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
         let host = request.headers().get(http::header::HOST).and_then(|v| v.to_str().ok()).map(str::to_string);
         let host = host.or_else(|| request.uri().authority().map(|a| a.to_string()));
         if let Some(host) = host.filter(|h| !allowed(h, &settings.allowed_hosts)) {
-            let ip = request.extensions().get::<ClientIp>().map(|c| c.0).unwrap_or(settings.host);
+            let ip = ClientIp::of(&request, settings.host);
             let reason = format!("host not allowed: {host}");
             audit::event(421, &reason, ip, request.uri().path());
             return AppError::MisdirectedHost(format!(

@@ -16,7 +16,7 @@ use crate::http::AppState;
 use crate::http::error::AppError;
 
 pub async fn layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let ip = request.extensions().get::<ClientIp>().map(|c| c.0).unwrap_or(state.settings.host);
+    let ip = ClientIp::of(&request, state.settings.host);
     let path = request.uri().path().to_string();
 
     // Open ingest + a foreign Origin = a web page posting through the user's browser with a
