@@ -65,7 +65,8 @@ impl Application {
             ));
         }
         let options = StoreOptions { rounds_retention: settings.rounds_retention };
-        let store = Store::open(&settings.database, options).await.map_err(StartError::Store)?;
+        let hub = live::hub::Hub::new();
+        let store = Store::open(&settings.database, options, hub.clone()).await.map_err(StartError::Store)?;
         let (_secret, secret_source) = store
             .secret_key(settings.secret_key.as_ref().map(|s| s.expose().as_str()))
             .await
@@ -76,7 +77,15 @@ impl Application {
         let limiter = (settings.ingest_rate_limit > 0)
             .then(|| Arc::new(RateLimiter::new(settings.ingest_rate_limit, Duration::from_secs(60), DEFAULT_MAX_KEYS)));
         let tokens = Arc::new(IngestTokens::new(settings.ingest_tokens.expose()));
-        let state = AppState { settings: Arc::new(settings), store, tokens, limiter };
+        let state = AppState {
+            settings: Arc::new(settings),
+            store,
+            tokens,
+            limiter,
+            hub,
+            runs: Arc::default(),
+            closing: Arc::new(tokio::sync::watch::channel(false).0),
+        };
         Ok(Self { listener, address, state, secret_source })
     }
 
@@ -106,7 +115,15 @@ impl Application {
                 }
             });
         }
+        // Bets stored before a seed reveal that a previous process did not finish verifying.
+        tokio::spawn(live::verifier::resume_all(self.state.store.clone()));
         let app = http::router(self.state.clone());
+        let closing = self.state.closing.clone();
+        let shutdown = async move {
+            shutdown.await;
+            // End SSE responses so the graceful shutdown does not wait for them forever.
+            closing.send_replace(true);
+        };
         axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await

@@ -1,10 +1,15 @@
 //! The HTTP surface: one router per resource, assembled here with the security layers.
 
+pub mod csv;
 pub mod error;
+mod events;
 pub mod extract;
 mod health;
 mod ingest;
 pub mod query;
+pub mod runs;
+mod seeds;
+mod streams;
 mod verify;
 
 use std::sync::Arc;
@@ -16,6 +21,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
+use crate::live::hub::Hub;
 use crate::security::ingest_token::IngestTokens;
 use crate::security::rate_limit::RateLimiter;
 use crate::security::{client_ip, cors, headers, host_guard};
@@ -30,6 +36,12 @@ pub struct AppState {
     pub tokens: Arc<IngestTokens>,
     /// `None` when `INGEST_RATE_LIMIT=0`.
     pub limiter: Option<Arc<RateLimiter>>,
+    /// Live events for SSE clients.
+    pub hub: Hub,
+    /// Scans in progress.
+    pub runs: Arc<runs::RunRegistry>,
+    /// Turns `true` when the server shuts down, so long-lived responses (SSE) end.
+    pub closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// The whole application router with its layers, outermost last:
@@ -39,6 +51,10 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(ingest::router(state.clone()))
         .merge(verify::router())
+        .merge(streams::router())
+        .merge(events::router())
+        .merge(seeds::router())
+        .merge(runs::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
         .layer(TraceLayer::new_for_http())

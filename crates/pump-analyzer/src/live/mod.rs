@@ -1,3 +1,7 @@
-//! Live Streams: the ingest message contract and (later) the live fan-out and analysis.
+//! Live Streams: the ingest message contract, the fan-out of live events, the analyses, and the
+//! verification of recorded bets once a seed is revealed.
 
+pub mod analysis;
+pub mod hub;
 pub mod message;
+pub mod verifier;

@@ -1,6 +1,7 @@
 //! The storage interface. Every SQL statement of the program lives below this module; callers see
 //! typed operations only, so SQLite and PostgreSQL differ only here (SPEC §6, STYLE rule 4).
 
+pub mod model;
 mod sqlite;
 
 use std::fmt;
@@ -9,7 +10,9 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::config::{DatabaseUrl, SecretKeySource};
+use crate::live::hub::Hub;
 use crate::live::message::Message;
+use model::*;
 
 pub use sqlite::SqliteStore;
 
@@ -46,10 +49,70 @@ pub struct IngestOutcome {
     pub bet_id: Option<i64>,
 }
 
+/// A stream resolved from its public id.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamKey {
+    pub pk: i64,
+    pub id: Uuid,
+    pub last_observed_nonce: Option<i64>,
+}
+
+/// A stream linked to a revealed seed.
+#[derive(Debug, Clone)]
+pub struct LinkedStream {
+    pub pk: i64,
+    pub id: Uuid,
+    pub client_seed: String,
+}
+
+/// Rounds of a stream as the cadence and metrics analyses need them.
+#[derive(Debug, Clone, Default)]
+pub struct RoundScan {
+    /// Rounds at or above the smallest threshold asked for, nonce order.
+    pub hits: Vec<Round>,
+    /// The most recent rounds, nonce order.
+    pub recent: Vec<Round>,
+    pub first_nonce: Option<i64>,
+    pub rounds_count: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct CadenceData {
+    pub scan: RoundScan,
+    pub last_observed_nonce: Option<i64>,
+    /// Difficulty of the stream's most recent bet.
+    pub difficulty: Option<String>,
+}
+
+/// A finished run ready to be stored.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub run: Run,
+    pub created_at: i64,
+    pub hits: Vec<RunHit>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunQuery {
+    pub limit: i64,
+    pub offset: i64,
+    pub search: Option<String>,
+    pub difficulty: Option<String>,
+}
+
 /// Storage limits that come from configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct StoreOptions {
     pub rounds_retention: u64,
+}
+
+/// Forwards a call to the backend in use.
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            Store::Sqlite($s) => $call,
+        }
+    };
 }
 
 /// The storage backend in use. Cheap to clone.
@@ -60,11 +123,11 @@ pub enum Store {
 
 impl Store {
     /// Opens (creating when missing) and migrates the database named by `url`.
-    pub async fn open(url: &DatabaseUrl, options: StoreOptions) -> Result<Self, StoreError> {
+    pub async fn open(url: &DatabaseUrl, options: StoreOptions, hub: Hub) -> Result<Self, StoreError> {
         match url {
             DatabaseUrl::Sqlite(path) => {
                 let path = path.clone();
-                let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path, options))
+                let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path, options, hub))
                     .await
                     .map_err(|e| StoreError::Internal(e.to_string()))??;
                 Ok(Store::Sqlite(Arc::new(store)))
@@ -95,6 +158,112 @@ impl Store {
         };
         let source = if created { SecretKeySource::GeneratedAndStored } else { SecretKeySource::LoadedFromDatabase };
         Ok((key, source))
+    }
+
+    pub async fn stream_key(&self, id: Uuid) -> Result<Option<StreamKey>, StoreError> {
+        dispatch!(self, s => s.stream_key(id).await)
+    }
+
+    pub async fn list_streams(&self, limit: i64, offset: i64) -> Result<(Vec<StreamSummary>, i64), StoreError> {
+        dispatch!(self, s => s.list_streams(limit, offset).await)
+    }
+
+    pub async fn stream_detail(&self, id: Uuid) -> Result<Option<StreamDetail>, StoreError> {
+        dispatch!(self, s => s.stream_detail(id).await)
+    }
+
+    pub async fn bets(&self, key: StreamKey, query: BetQuery) -> Result<BetPage, StoreError> {
+        dispatch!(self, s => s.bets(key, query).await)
+    }
+
+    /// Bets with id > `since_id` (of one stream, or of all with `None`), id order.
+    pub async fn bets_since(&self, stream: Option<i64>, since_id: i64, limit: i64) -> Result<Tail, StoreError> {
+        dispatch!(self, s => s.bets_since(stream, since_id, limit).await)
+    }
+
+    pub async fn last_bet_id(&self) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.last_bet_id().await)
+    }
+
+    pub async fn rounds(&self, pk: i64, since_nonce: Option<i64>, limit: i64) -> Result<Vec<Round>, StoreError> {
+        dispatch!(self, s => s.rounds(pk, since_nonce, limit).await)
+    }
+
+    pub async fn round_scan(&self, key: StreamKey, min_result: f64, recent: i64) -> Result<CadenceData, StoreError> {
+        dispatch!(self, s => s.round_scan(key, min_result, recent).await)
+    }
+
+    pub async fn export_chunk(&self, pk: i64, after: (i64, i64), limit: i64) -> Result<Vec<BetRecord>, StoreError> {
+        dispatch!(self, s => s.export_chunk(pk, after, limit).await)
+    }
+
+    pub async fn set_notes(&self, pk: i64, notes: Option<String>) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.set_notes(pk, notes).await)
+    }
+
+    pub async fn delete_stream(&self, key: StreamKey) -> Result<Option<Deleted>, StoreError> {
+        dispatch!(self, s => s.delete_stream(key).await)
+    }
+
+    pub async fn reveal_seed(
+        &self,
+        server_seed: String,
+        hashed: String,
+    ) -> Result<(bool, i64, Vec<LinkedStream>), StoreError> {
+        dispatch!(self, s => s.reveal_seed(server_seed, hashed).await)
+    }
+
+    pub async fn revealed_seeds(&self) -> Result<Vec<RevealedSeed>, StoreError> {
+        dispatch!(self, s => s.revealed_seeds().await)
+    }
+
+    pub async fn unverified_bets(
+        &self,
+        pk: i64,
+        from_nonce: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, i64, String, f64)>, StoreError> {
+        dispatch!(self, s => s.unverified_bets(pk, from_nonce, limit).await)
+    }
+
+    pub async fn record_verification(
+        &self,
+        pk: i64,
+        stream_id: Uuid,
+        results: Vec<(i64, f64, bool)>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.record_verification(pk, stream_id, results).await)
+    }
+
+    pub async fn streams_to_verify(&self) -> Result<Vec<(i64, Uuid, String, String)>, StoreError> {
+        dispatch!(self, s => s.streams_to_verify().await)
+    }
+
+    pub async fn insert_run(&self, run: NewRun) -> Result<(), StoreError> {
+        dispatch!(self, s => s.insert_run(run).await)
+    }
+
+    pub async fn list_runs(&self, query: RunQuery) -> Result<(Vec<Run>, i64), StoreError> {
+        dispatch!(self, s => s.list_runs(query).await)
+    }
+
+    pub async fn run(&self, id: Uuid) -> Result<Option<Run>, StoreError> {
+        dispatch!(self, s => s.run(id).await)
+    }
+
+    pub async fn run_hits(
+        &self,
+        id: Uuid,
+        min_multiplier: Option<f64>,
+        limit: i64,
+        after_nonce: Option<i64>,
+        offset: i64,
+    ) -> Result<Option<(Vec<RunHit>, i64)>, StoreError> {
+        dispatch!(self, s => s.run_hits(id, min_multiplier, limit, after_nonce, offset).await)
+    }
+
+    pub async fn delete_run(&self, id: Uuid) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.delete_run(id).await)
     }
 
     /// Cheap liveness check of the database.

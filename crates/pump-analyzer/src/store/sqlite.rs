@@ -18,8 +18,16 @@ use rusqlite_migration::{M, Migrations};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use pump_engine::{Difficulty, RoundDeriver};
+
+use super::model::{BetRecord, StreamSummary, iso};
 use super::{IngestOutcome, StoreError, StoreOptions};
-use crate::live::message::Message;
+use crate::live::hub::{Hub, LiveEvent};
+use crate::live::message::{Message, NewBet};
+
+mod reads;
+mod runs;
+mod writes;
 
 /// Marks a rollback caused by a job's own error (as opposed to a failed COMMIT).
 const JOB_FAILED: &str = "a request of the group failed";
@@ -61,7 +69,10 @@ where
 type Job = Box<dyn WriteJob>;
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("../../migrations/sqlite/0001_streams_bets_rounds.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("../../migrations/sqlite/0001_streams_bets_rounds.sql")),
+        M::up(include_str!("../../migrations/sqlite/0002_read_side_seeds_runs.sql")),
+    ])
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -79,14 +90,27 @@ impl From<rusqlite::Error> for StoreError {
 /// State owned by the writer thread.
 pub(crate) struct Writer {
     conn: Connection,
-    /// (server_seed_hashed, client_seed) → (pk, public id). Cleared whenever a transaction fails.
-    streams: HashMap<(String, String), (i64, Uuid)>,
-    /// The most recently used entry of `streams`.
-    last_stream: Option<(String, String, i64, Uuid)>,
+    /// (server_seed_hashed, client_seed) → stream pk. Cleared whenever a transaction fails and
+    /// whenever a stream is deleted or a seed revealed.
+    streams: HashMap<(String, String), i64>,
+    /// pk → what the writer keeps about a stream (same lifetime as `streams`).
+    entries: HashMap<i64, StreamEntry>,
+    /// The most recently used key of `streams` and its pk.
+    last_stream: Option<(String, String, i64)>,
+    /// Events of the current transaction, published after its COMMIT (in commit order).
+    events: Vec<LiveEvent>,
+    hub: Hub,
     /// Stream counters changed by the current transaction, written once per stream just before
     /// COMMIT (one UPDATE per stream per group instead of one per request).
     deltas: HashMap<i64, StreamDelta>,
     options: StoreOptions,
+}
+
+/// What the writer caches about one stream.
+struct StreamEntry {
+    id: Uuid,
+    /// Present once the stream's server seed is revealed: new bets are verified on arrival.
+    deriver: Option<Box<RoundDeriver>>,
 }
 
 pub struct SqliteStore {
@@ -109,7 +133,7 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
 
 impl SqliteStore {
     /// Opens or creates the file, switches it to WAL and applies the embedded migrations.
-    pub fn open(path: &Path, options: StoreOptions) -> Result<Self, StoreError> {
+    pub fn open(path: &Path, options: StoreOptions, hub: Hub) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", parent.display())))?;
@@ -138,7 +162,16 @@ impl SqliteStore {
         }
 
         let (tx, rx) = mpsc::channel::<Job>(8192);
-        let writer = Writer { conn, streams: HashMap::new(), last_stream: None, deltas: HashMap::new(), options };
+        let writer = Writer {
+            conn,
+            streams: HashMap::new(),
+            entries: HashMap::new(),
+            last_stream: None,
+            events: Vec::new(),
+            hub,
+            deltas: HashMap::new(),
+            options,
+        };
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer.run(rx))
@@ -213,8 +246,45 @@ struct StreamDelta {
     seen_at: i64,
     bets: i64,
     highest: Option<f64>,
+    lowest: Option<f64>,
+    sum_multiplier: f64,
+    amount: f64,
+    payout: f64,
     max_nonce: i64,
     rounds: i64,
+    /// difficulty → (bets, last bet id)
+    difficulties: Vec<(&'static str, i64, i64)>,
+    checked: i64,
+    matched: i64,
+}
+
+impl StreamDelta {
+    fn add_bet(&mut self, bet: &NewBet, id: i64, verified: Option<bool>) {
+        let r = bet.round_result;
+        self.bets += 1;
+        self.highest = Some(self.highest.map_or(r, |h| h.max(r)));
+        self.lowest = Some(self.lowest.map_or(r, |l| l.min(r)));
+        self.sum_multiplier += r;
+        self.amount += bet.amount;
+        self.payout += bet.payout;
+        let name = bet.difficulty.as_str();
+        match self.difficulties.iter_mut().find(|(d, _, _)| *d == name) {
+            Some(entry) => {
+                entry.1 += 1;
+                entry.2 = entry.2.max(id);
+            }
+            None => self.difficulties.push((name, 1, id)),
+        }
+        if let Some(matched) = verified {
+            self.checked += 1;
+            self.matched += i64::from(matched);
+        }
+    }
+}
+
+/// Multipliers are compared to 2 decimals, as integer cents.
+pub(crate) fn cents(multiplier: f64) -> i64 {
+    (multiplier * 100.0).round() as i64
 }
 
 impl Writer {
@@ -236,11 +306,17 @@ impl Writer {
                 all_ok
             });
             match grouped {
-                Ok(()) => jobs.into_iter().for_each(|job| job.finish(Ok(()))),
+                Ok(()) => {
+                    self.publish();
+                    jobs.into_iter().for_each(|job| job.finish(Ok(())));
+                }
                 Err(_) if jobs.len() > 1 => {
                     // Replay one by one so only the failing request fails.
                     for mut job in jobs {
                         let commit = self.transaction(|writer| job.run(writer));
+                        if commit.is_ok() {
+                            self.publish();
+                        }
                         let commit = match commit {
                             Err(StoreError::Internal(m)) if m == JOB_FAILED => Ok(()),
                             other => other,
@@ -273,11 +349,29 @@ impl Writer {
                 tracing::error!(error = %e, "write transaction failed; its requests are answered with an error");
             }
             let _ = self.conn.execute_batch("ROLLBACK");
-            self.streams.clear();
-            self.last_stream = None;
+            self.forget_streams();
             self.deltas.clear();
+            self.events.clear();
         }
         outcome
+    }
+
+    /// Drops every cached stream (after a rollback, a delete or a seed reveal).
+    fn forget_streams(&mut self) {
+        self.streams.clear();
+        self.entries.clear();
+        self.last_stream = None;
+    }
+
+    fn publish(&mut self) {
+        for event in self.events.drain(..) {
+            self.hub.publish(event);
+        }
+    }
+
+    /// Whether live events are worth building (someone is subscribed).
+    fn live(&self) -> bool {
+        self.hub.has_subscribers()
     }
 
     /// Finds or creates the stream of a seed pair: (pk, id, created now).
@@ -289,15 +383,19 @@ impl Writer {
     ) -> Result<(i64, Uuid, bool), StoreError> {
         // Consecutive messages nearly always share a seed pair: answer those without building a
         // key (two allocations) for the map.
-        if let Some((server, client, pk, id)) = &self.last_stream
+        if let Some((server, client, pk)) = &self.last_stream
             && server == server_seed_hashed
             && client == client_seed
+            && let Some(entry) = self.entries.get(pk)
         {
-            return Ok((*pk, *id, false));
+            return Ok((*pk, entry.id, false));
         }
         let key = (server_seed_hashed.to_string(), client_seed.to_string());
-        if let Some(&(pk, id)) = self.streams.get(&key) {
-            self.last_stream = Some((key.0, key.1, pk, id));
+        if let Some(&pk) = self.streams.get(&key)
+            && let Some(entry) = self.entries.get(&pk)
+        {
+            let id = entry.id;
+            self.last_stream = Some((key.0, key.1, pk));
             return Ok((pk, id, false));
         }
         let existing: Option<(i64, String)> = self
@@ -319,9 +417,48 @@ impl Writer {
                 (pk, id, true)
             }
         };
-        self.streams.insert(key.clone(), (pk, id));
-        self.last_stream = Some((key.0, key.1, pk, id));
+        let seed: Option<String> = self
+            .conn
+            .prepare_cached("SELECT server_seed FROM revealed_seeds WHERE server_seed_hashed = lower(?1)")?
+            .query_row([server_seed_hashed], |r| r.get(0))
+            .optional()?;
+        let deriver = seed.map(|seed| Box::new(RoundDeriver::new(&seed, client_seed)));
+        if created {
+            self.events.push(LiveEvent::Stream(Box::new(StreamSummary {
+                id,
+                server_seed_hashed: server_seed_hashed.to_string(),
+                client_seed: client_seed.to_string(),
+                created_at: iso(now),
+                last_seen_at: iso(now),
+                total_bets: 0,
+                highest_multiplier: None,
+                last_observed_nonce: None,
+                notes: None,
+                verified: None,
+                seed_revealed: deriver.is_some(),
+                rounds_count: 0,
+            })));
+        }
+        self.streams.insert(key.clone(), pk);
+        self.entries.insert(pk, StreamEntry { id, deriver });
+        self.last_stream = Some((key.0, key.1, pk));
         Ok((pk, id, created))
+    }
+
+    /// The engine's multiplier for a bet of a stream whose seed is revealed.
+    fn expected_multiplier(&mut self, pk: i64, nonce: i64, difficulty: Difficulty) -> Option<f64> {
+        let deriver = self.entries.get_mut(&pk)?.deriver.as_mut()?;
+        let nonce = u64::try_from(nonce).ok()?;
+        Some(deriver.result(nonce, difficulty).max_multiplier)
+    }
+
+    /// Nonces since the previous bet of the same 2-decimal multiplier (SPEC §3.2).
+    fn distance_prev(&mut self, pk: i64, nonce: i64, round_result: f64) -> Result<Option<i64>, StoreError> {
+        let previous: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT max(nonce) FROM bets WHERE stream_pk = ?1 AND mult_cents = ?2 AND nonce < ?3")?
+            .query_row(params![pk, cents(round_result), nonce], |r| r.get(0))?;
+        Ok(previous.map(|p| nonce - p))
     }
 
     fn insert_round(&mut self, stream_pk: i64, nonce: i64, round_result: f64) -> Result<bool, StoreError> {
@@ -345,36 +482,59 @@ impl Writer {
             delta.max_nonce = delta.max_nonce.max(message.nonce());
             let (accepted, bet_id) = match message {
                 Message::Bet(bet) => {
+                    let expected = self.expected_multiplier(pk, bet.nonce, bet.difficulty);
+                    let verified = expected.map(|e| cents(e) == cents(bet.round_result));
                     let inserted = self
                         .conn
                         .prepare_cached(
                             "INSERT INTO bets (stream_pk, antebot_bet_id, received_at, date_time, nonce, amount, payout,
-                                               payout_multiplier, difficulty, round_target, round_result)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                                               payout_multiplier, difficulty, round_target, round_result,
+                                               verified, expected_multiplier)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
                              ON CONFLICT (stream_pk, antebot_bet_id) DO NOTHING",
                         )?
-                        .execute(
-                            params![
-                                pk,
-                                bet.antebot_bet_id,
-                                now,
-                                bet.date_time.map(|d| d.timestamp_micros()),
-                                bet.nonce,
-                                bet.amount,
-                                bet.payout,
-                                bet.payout_multiplier,
-                                bet.difficulty.as_str(),
-                                bet.round_target,
-                                bet.round_result,
-                            ],
-                        )?;
+                        .execute(params![
+                            pk,
+                            bet.antebot_bet_id,
+                            now,
+                            bet.date_time.map(|d| d.timestamp_micros()),
+                            bet.nonce,
+                            bet.amount,
+                            bet.payout,
+                            bet.payout_multiplier,
+                            bet.difficulty.as_str(),
+                            bet.round_target,
+                            bet.round_result,
+                            verified,
+                            expected,
+                        ])?;
                     let bet_id = (inserted == 1).then(|| self.conn.last_insert_rowid());
-                    if bet_id.is_some() {
-                        delta.bets += 1;
-                        delta.highest = Some(delta.highest.map_or(bet.round_result, |h| h.max(bet.round_result)));
+                    if let Some(id) = bet_id {
+                        delta.add_bet(bet, id, verified);
+                        if self.live() {
+                            let distance_prev = self.distance_prev(pk, bet.nonce, bet.round_result)?;
+                            self.events.push(LiveEvent::Bet(Box::new(BetRecord {
+                                id,
+                                stream_id,
+                                antebot_bet_id: bet.antebot_bet_id.clone(),
+                                received_at: iso(now),
+                                date_time: bet.date_time.map(|d| iso(d.timestamp_micros())),
+                                nonce: bet.nonce,
+                                amount: bet.amount,
+                                payout: bet.payout,
+                                payout_multiplier: bet.payout_multiplier,
+                                difficulty: bet.difficulty.as_str().to_string(),
+                                round_target: bet.round_target,
+                                round_result: bet.round_result,
+                                distance_prev,
+                                verified,
+                                expected_multiplier: expected,
+                            })));
+                        }
                     }
                     if self.insert_round(pk, bet.nonce, bet.round_result)? {
                         delta.rounds += 1;
+                        self.round_event(stream_id, bet.nonce, bet.round_result);
                     }
                     (bet_id.is_some(), bet_id)
                 }
@@ -382,6 +542,7 @@ impl Writer {
                     let added = self.insert_round(pk, hb.nonce, hb.round_result)?;
                     if added {
                         delta.rounds += 1;
+                        self.round_event(stream_id, hb.nonce, hb.round_result);
                     }
                     (added, None)
                 }
@@ -390,6 +551,12 @@ impl Writer {
             outcomes.push(IngestOutcome { stream_id, new_stream, accepted, bet_id });
         }
         Ok(outcomes)
+    }
+
+    fn round_event(&mut self, stream_id: Uuid, nonce: i64, round_result: f64) {
+        if self.live() {
+            self.events.push(LiveEvent::Round { stream_id, nonce, round_result });
+        }
     }
 
     fn flush_deltas(&mut self) -> Result<(), StoreError> {
@@ -408,14 +575,45 @@ impl Writer {
                     total_bets = total_bets + ?2,
                     highest_multiplier = CASE WHEN ?3 IS NULL THEN highest_multiplier
                                               ELSE max(coalesce(highest_multiplier, ?3), ?3) END,
+                    lowest_multiplier = CASE WHEN ?7 IS NULL THEN lowest_multiplier
+                                             ELSE min(coalesce(lowest_multiplier, ?7), ?7) END,
                     last_observed_nonce = max(coalesce(last_observed_nonce, ?4), ?4),
                     rounds_count = rounds_count + ?5,
-                    last_seen_at = ?6
+                    last_seen_at = ?6,
+                    sum_multiplier = sum_multiplier + ?8,
+                    total_amount = total_amount + ?9,
+                    total_payout = total_payout + ?10,
+                    verified_checked = verified_checked + ?11,
+                    verified_matched = verified_matched + ?12,
+                    verified_mismatched = verified_mismatched + (?11 - ?12)
                  WHERE pk = ?1 RETURNING rounds_count",
             )?
-            .query_row(params![pk, delta.bets, delta.highest, delta.max_nonce, delta.rounds, delta.seen_at], |r| {
-                r.get(0)
-            })?;
+            .query_row(
+                params![
+                    pk,
+                    delta.bets,
+                    delta.highest,
+                    delta.max_nonce,
+                    delta.rounds,
+                    delta.seen_at,
+                    delta.lowest,
+                    delta.sum_multiplier,
+                    delta.amount,
+                    delta.payout,
+                    delta.checked,
+                    delta.matched
+                ],
+                |r| r.get(0),
+            )?;
+        for (difficulty, bets, last_bet) in &delta.difficulties {
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO stream_difficulties (stream_pk, difficulty, bets, last_bet) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (stream_pk, difficulty)
+                     DO UPDATE SET bets = bets + excluded.bets, last_bet = max(last_bet, excluded.last_bet)",
+                )?
+                .execute(params![pk, difficulty, bets, last_bet])?;
+        }
         let retention = i64::try_from(self.options.rounds_retention).unwrap_or(i64::MAX);
         if rounds_count > retention {
             let excess = rounds_count - retention;

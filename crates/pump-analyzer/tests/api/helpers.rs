@@ -166,3 +166,99 @@ impl Drop for BinaryServer {
         self.kill9();
     }
 }
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Ingests and returns the stream id, asserting a 200.
+    pub async fn ingest_ok(&self, body: &Value) -> String {
+        let response = self.ingest(body).await;
+        assert_eq!(response.status(), 200);
+        let value: Value = response.json().await.unwrap();
+        value["streamId"].as_str().or_else(|| value["results"][0]["streamId"].as_str()).unwrap().to_string()
+    }
+}
+
+/// A bet with a chosen multiplier and seed pair.
+pub fn bet_on(server_hash: &str, client: &str, id: &str, nonce: i64, result: f64, difficulty: &str) -> Value {
+    json!({
+        "id": id, "nonce": nonce, "amount": 2.0, "payout": 2.0 * result, "difficulty": difficulty,
+        "clientSeed": client, "serverSeedHashed": server_hash, "roundResult": result,
+    })
+}
+
+/// A minimal Server-Sent Events reader over a reqwest response.
+pub struct SseReader {
+    stream: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>> + Send>>,
+    buffer: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SseEvent {
+    pub event: String,
+    pub id: Option<String>,
+    pub data: String,
+}
+
+impl SseReader {
+    pub fn new(response: reqwest::Response) -> Self {
+        Self { stream: Box::pin(response.bytes_stream()), buffer: String::new() }
+    }
+
+    /// The next event (comments skipped), or `None` on timeout / end.
+    pub async fn next(&mut self, timeout: Duration) -> Option<SseEvent> {
+        use futures_util::StreamExt;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = SseEvent { event: "message".into(), ..Default::default() };
+                let mut has_data = false;
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        event.event = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("id:") {
+                        event.id = Some(v.trim().to_string());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        if has_data {
+                            event.data.push('\n');
+                        }
+                        event.data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                        has_data = true;
+                    }
+                }
+                if has_data {
+                    return Some(event);
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.stream.next()).await.ok()??.ok()?;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// The next event named `name`, skipping others.
+    pub async fn next_named(&mut self, name: &str, timeout: Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let event = self.next(left).await?;
+            if event.event == name {
+                return Some(event);
+            }
+        }
+    }
+}

@@ -3,7 +3,9 @@
 
 mod cli;
 mod durability;
+mod events;
 mod helpers;
 mod ingest;
 mod security;
+mod streams;
 mod verify;

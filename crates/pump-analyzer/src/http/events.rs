@@ -1,0 +1,214 @@
+//! Server-Sent Events (SPEC §3.2): `GET /live/streams/{id}/events` and `GET /live/events`.
+//!
+//! Each connection gets a task that subscribes to the hub *before* reading the database, sends
+//! what the client missed (everything after `Last-Event-ID`, or what committed while it
+//! connected), then forwards live events. The bet id is the SSE id, so a reconnect resumes with no
+//! gap and no duplicate. The task writes into a small bounded channel: a slow client makes its own
+//! task wait, its hub subscription lags, and on lag the task re-reads from the database. Ingest
+//! never waits for a client and memory per client is bounded.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::get;
+use futures_util::Stream;
+use http::HeaderMap;
+use serde_json::json;
+use tokio::sync::{broadcast, mpsc};
+
+use super::AppState;
+use super::error::{AppError, Result};
+use super::query::Params;
+use super::streams::resolve;
+use crate::live::hub::LiveEvent;
+use crate::store::StreamKey;
+use crate::store::model::BetRecord;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/live/events", get(all_streams)).route("/live/streams/{id}/events", get(one_stream))
+}
+
+/// Keep-alive comment interval (SPEC: at least every 15 s).
+const KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// Events buffered per client between its task and its socket.
+const CLIENT_BUFFER: usize = 64;
+/// Bets read per database round trip while catching up.
+const BACKFILL: i64 = 500;
+
+/// `Last-Event-ID` header, else `last_event_id` query parameter (EventSource cannot set headers
+/// on its first connection).
+fn resume_from(headers: &HeaderMap, params: &Params) -> Result<Option<i64>> {
+    if let Some(raw) = headers.get("last-event-id") {
+        let text = raw.to_str().unwrap_or("").trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        return text
+            .parse::<i64>()
+            .ok()
+            .filter(|v| *v >= 0)
+            .map(Some)
+            .ok_or_else(|| AppError::bad_request("Last-Event-ID", "Last-Event-ID must be a bet id (an integer ≥ 0)"));
+    }
+    params.opt_int("last_event_id", 0, i64::MAX)
+}
+
+async fn one_stream(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>> {
+    let key = resolve(&state, &raw).await?;
+    let resume = resume_from(&headers, &params)?;
+    open(state, Some(key), resume).await
+}
+
+async fn all_streams(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>> {
+    let resume = resume_from(&headers, &params)?;
+    open(state, None, resume).await
+}
+
+async fn open(
+    state: AppState,
+    key: Option<StreamKey>,
+    resume: Option<i64>,
+) -> Result<Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>> {
+    // Baseline first, then subscribe, then catch up from the baseline: nothing committed in
+    // between is missed, and ids at or below the last sent one are dropped (no duplicates).
+    let baseline = match resume {
+        Some(id) => id,
+        None => state.store.last_bet_id().await?,
+    };
+    let rx = state.hub.subscribe();
+    let (tx, out) = mpsc::channel::<Event>(CLIENT_BUFFER);
+    let mut connection = Connection { state, key, last_id: baseline, tx, rx };
+    tokio::spawn(async move {
+        let mut closing = connection.state.closing.subscribe();
+        tokio::select! {
+            _ = connection.run() => {}
+            _ = closing.wait_for(|c| *c) => {}
+        }
+    });
+    let stream = futures_util::stream::unfold(out, |mut out| async move {
+        out.recv().await.map(|event| (Ok::<_, Infallible>(event), out))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")))
+}
+
+struct Connection {
+    state: AppState,
+    /// `None`: every stream.
+    key: Option<StreamKey>,
+    last_id: i64,
+    tx: mpsc::Sender<Event>,
+    rx: broadcast::Receiver<Arc<LiveEvent>>,
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+fn bet_event(bet: &BetRecord) -> Event {
+    Event::default().event("bet").id(bet.id.to_string()).json_data(bet).unwrap_or_else(|_| Event::default())
+}
+
+impl Connection {
+    async fn run(&mut self) {
+        if self.send(Event::default().comment("connected")).await.is_err() {
+            return;
+        }
+        if self.backfill().await.is_err() {
+            return;
+        }
+        loop {
+            let received = tokio::select! {
+                received = self.rx.recv() => received,
+                // The client went away: stop now rather than at the next event.
+                _ = self.tx.closed() => return,
+            };
+            match received {
+                Ok(event) => match self.forward(&event).await {
+                    Ok(Flow::Continue) => {}
+                    Ok(Flow::Stop) | Err(()) => return,
+                },
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    if self.backfill().await.is_err() {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+
+    async fn send(&self, event: Event) -> std::result::Result<(), ()> {
+        self.tx.send(event).await.map_err(|_| ())
+    }
+
+    /// Sends every stored bet after `last_id` (of this stream, or of all).
+    async fn backfill(&mut self) -> std::result::Result<(), ()> {
+        loop {
+            let page = match self.state.store.bets_since(self.key.map(|k| k.pk), self.last_id, BACKFILL).await {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!(error = %e, "SSE catch-up failed; closing the connection so the client resumes");
+                    return Err(());
+                }
+            };
+            for bet in &page.bets {
+                self.send(bet_event(bet)).await?;
+                self.last_id = bet.id;
+            }
+            if !page.has_more {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn forward(&mut self, event: &LiveEvent) -> std::result::Result<Flow, ()> {
+        if let Some(key) = self.key
+            && event.stream_id() != key.id
+        {
+            return Ok(Flow::Continue);
+        }
+        let per_stream = self.key.is_some();
+        match event {
+            LiveEvent::Bet(bet) if bet.id > self.last_id => {
+                self.send(bet_event(bet)).await?;
+                self.last_id = bet.id;
+            }
+            LiveEvent::Bet(_) => {}
+            LiveEvent::Round { stream_id, nonce, round_result } if per_stream => {
+                let data = json!({ "stream_id": stream_id, "nonce": nonce, "round_result": round_result });
+                self.send(Event::default().event("round").json_data(data).unwrap_or_default()).await?;
+            }
+            LiveEvent::Round { .. } => {}
+            LiveEvent::Stream(summary) if !per_stream => {
+                self.send(Event::default().event("stream").json_data(summary).unwrap_or_default()).await?;
+            }
+            LiveEvent::Stream(_) => {}
+            LiveEvent::StreamDeleted { stream_id } => {
+                let data = json!({ "stream_id": stream_id, "deleted": true });
+                self.send(Event::default().event("deleted").json_data(data).unwrap_or_default()).await?;
+                if per_stream {
+                    return Ok(Flow::Stop);
+                }
+            }
+            LiveEvent::Verified { stream_id } => {
+                let data = json!({ "stream_id": stream_id });
+                self.send(Event::default().event("verified").json_data(data).unwrap_or_default()).await?;
+            }
+        }
+        Ok(Flow::Continue)
+    }
+}

@@ -1,0 +1,539 @@
+//! Runs (SPEC §4.5): scan a nonce range with the engine on every core, off the async runtime,
+//! store the run and its hits atomically, page and export them.
+//!
+//! `POST /runs` answers when the scan is done. Meanwhile `GET /runs/active` and
+//! `GET /runs/{id}/progress` report its progress (a client may choose the run's `id` up front to
+//! follow it) and `POST /runs/{id}/cancel` (or `DELETE /runs/{id}`) stops it; a client that
+//! disconnects cancels its scan too. At most [`MAX_CONCURRENT_RUNS`] scans run at once; the others
+//! wait their turn, reported as `queued`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use http::{StatusCode, header};
+use pump_engine::scan::{ScanControl, ScanError, ScanRequest};
+use pump_engine::{Difficulty, RoundDeriver};
+use serde_json::{Map, Value, json};
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+use super::AppState;
+use super::csv;
+use super::error::{AppError, Result};
+use super::extract::JsonBody;
+use super::query::Params;
+use super::seeds::seed_hash;
+use super::streams::parse_id;
+use crate::live::message::FieldError;
+use crate::store::model::{Run, RunHit};
+use crate::store::{NewRun, RunQuery};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/runs", get(list).post(create))
+        .route("/runs/active", get(active))
+        .route("/runs/{id}", get(show).delete(delete))
+        .route("/runs/{id}/progress", get(progress))
+        .route("/runs/{id}/cancel", post(cancel))
+        .route("/runs/{id}/hits", get(hits))
+        .route("/runs/{id}/export/hits.csv", get(export_hits))
+        .route("/runs/{id}/export/full.csv", get(export_full))
+}
+
+/// Scans running at once (each already uses every core).
+pub const MAX_CONCURRENT_RUNS: usize = 2;
+/// Most hits one run may keep (bounds memory and storage).
+pub const MAX_HITS: usize = 1_000_000;
+const MAX_SEED: usize = 256;
+const MAX_TARGETS: usize = 64;
+/// Nonces recomputed per chunk of the full export.
+const FULL_EXPORT_CHUNK: u64 = 16_384;
+
+/// A scan in progress.
+pub struct ActiveRun {
+    pub id: Uuid,
+    pub control: Arc<ScanControl>,
+    pub total: u64,
+    pub started: Instant,
+    pub queued: std::sync::atomic::AtomicBool,
+    pub client_seed: String,
+    pub difficulty: Difficulty,
+}
+
+impl ActiveRun {
+    fn report(&self) -> Value {
+        let done = self.control.done().min(self.total);
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let queued = self.queued.load(std::sync::atomic::Ordering::Relaxed);
+        json!({
+            "id": self.id,
+            "status": if self.control.is_cancelled() { "cancelling" } else if queued { "queued" } else { "running" },
+            "done": done,
+            "total": self.total,
+            "progress": if self.total == 0 { 1.0 } else { done as f64 / self.total as f64 },
+            "elapsed_ms": (elapsed * 1000.0) as u64,
+            "nonces_per_second": if elapsed > 0.0 { (done as f64 / elapsed) as u64 } else { 0 },
+            "client_seed": self.client_seed,
+            "difficulty": self.difficulty.as_str(),
+        })
+    }
+}
+
+/// Scans in progress and the bound on how many run at once.
+pub struct RunRegistry {
+    active: Mutex<HashMap<Uuid, Arc<ActiveRun>>>,
+    slots: Semaphore,
+}
+
+impl Default for RunRegistry {
+    fn default() -> Self {
+        Self { active: Mutex::new(HashMap::new()), slots: Semaphore::new(MAX_CONCURRENT_RUNS) }
+    }
+}
+
+impl RunRegistry {
+    fn get(&self, id: Uuid) -> Option<Arc<ActiveRun>> {
+        self.active.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned()
+    }
+
+    /// Number of scans in progress (running or queued).
+    pub fn in_progress(&self) -> usize {
+        self.active.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+/// Removes a run from the registry and cancels its scan when the request ends for any reason
+/// (finished, failed, or the client disconnected and the handler was dropped).
+struct Registration {
+    registry: Arc<RunRegistry>,
+    run: Arc<ActiveRun>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.run.control.cancel();
+        self.registry.active.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.run.id);
+    }
+}
+
+/// A validated `POST /runs` body.
+struct RunSpec {
+    id: Option<Uuid>,
+    server_seed: String,
+    client_seed: String,
+    start: u64,
+    end: u64,
+    difficulty: Difficulty,
+    targets: Vec<f64>,
+}
+
+fn seed_field(body: &Map<String, Value>, name: &'static str, errors: &mut Vec<FieldError>) -> Option<String> {
+    match body.get(name) {
+        None | Some(Value::Null) => errors.push(FieldError { field: name, message: "is required".into() }),
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            errors.push(FieldError { field: name, message: "must not be blank".into() })
+        }
+        Some(Value::String(s)) if s.chars().count() > MAX_SEED => {
+            errors.push(FieldError { field: name, message: format!("must be at most {MAX_SEED} characters") })
+        }
+        Some(Value::String(s)) => return Some(s.clone()),
+        Some(_) => errors.push(FieldError { field: name, message: "must be a string".into() }),
+    }
+    None
+}
+
+/// A nonce: a JSON integer (or integer string) ≥ 1.
+fn nonce_field(body: &Map<String, Value>, name: &'static str, errors: &mut Vec<FieldError>) -> Option<u64> {
+    let parsed = match body.get(name) {
+        None | Some(Value::Null) => {
+            errors.push(FieldError { field: name, message: "is required".into() });
+            return None;
+        }
+        Some(Value::Number(n)) => {
+            n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 9e15).map(|f| f as u64))
+        }
+        Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
+        Some(_) => None,
+    };
+    match parsed {
+        Some(n) if n >= 1 && n <= i64::MAX as u64 => Some(n),
+        _ => {
+            errors.push(FieldError { field: name, message: "must be an integer ≥ 1".into() });
+            None
+        }
+    }
+}
+
+fn parse_spec(body: &Value) -> Result<RunSpec> {
+    let Value::Object(body) = body else {
+        return Err(AppError::validation("body", "must be a JSON object"));
+    };
+    let mut errors = Vec::new();
+    let server_seed = seed_field(body, "server_seed", &mut errors);
+    let client_seed = seed_field(body, "client_seed", &mut errors);
+    let start = nonce_field(body, "start", &mut errors);
+    let end = nonce_field(body, "end", &mut errors);
+    if let (Some(s), Some(e)) = (start, end)
+        && e < s
+    {
+        errors.push(FieldError { field: "end", message: format!("must be ≥ start ({s})") });
+    }
+    let difficulty = match body.get("difficulty") {
+        None | Some(Value::Null) => {
+            errors.push(FieldError { field: "difficulty", message: "is required".into() });
+            None
+        }
+        Some(Value::String(s)) => match s.trim().to_ascii_lowercase().parse::<Difficulty>() {
+            Ok(d) => Some(d),
+            Err(e) => {
+                errors.push(FieldError { field: "difficulty", message: e.to_string() });
+                None
+            }
+        },
+        Some(_) => {
+            errors
+                .push(FieldError { field: "difficulty", message: "must be one of easy, medium, hard, expert".into() });
+            None
+        }
+    };
+    let targets = match body.get("targets") {
+        None | Some(Value::Null) => {
+            errors.push(FieldError { field: "targets", message: "is required (a list of multipliers)".into() });
+            None
+        }
+        Some(Value::Array(items)) => {
+            let mut targets = Vec::with_capacity(items.len());
+            let mut bad = false;
+            for item in items {
+                let v = match item {
+                    Value::Number(n) => n.as_f64(),
+                    Value::String(s) => s.trim().parse::<f64>().ok(),
+                    _ => None,
+                };
+                match v {
+                    Some(v) if v.is_finite() && v >= 1.0 && v < 1e9 => targets.push((v * 100.0).round() / 100.0),
+                    _ => bad = true,
+                }
+            }
+            targets.sort_by(f64::total_cmp);
+            targets.dedup();
+            if bad {
+                errors.push(FieldError { field: "targets", message: "must contain only multipliers ≥ 1".into() });
+                None
+            } else if targets.is_empty() {
+                errors.push(FieldError { field: "targets", message: "must contain at least one multiplier".into() });
+                None
+            } else if targets.len() > MAX_TARGETS {
+                errors.push(FieldError {
+                    field: "targets",
+                    message: format!("may contain at most {MAX_TARGETS} multipliers"),
+                });
+                None
+            } else {
+                Some(targets)
+            }
+        }
+        Some(_) => {
+            errors.push(FieldError { field: "targets", message: "must be a list of multipliers".into() });
+            None
+        }
+    };
+    let id = match body.get("id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => match Uuid::parse_str(s) {
+            Ok(id) => Some(id),
+            Err(_) => {
+                errors.push(FieldError { field: "id", message: "must be a UUID when given".into() });
+                None
+            }
+        },
+        Some(_) => {
+            errors.push(FieldError { field: "id", message: "must be a UUID when given".into() });
+            None
+        }
+    };
+    match (server_seed, client_seed, start, end, difficulty, targets) {
+        (Some(server_seed), Some(client_seed), Some(start), Some(end), Some(difficulty), Some(targets))
+            if errors.is_empty() =>
+        {
+            Ok(RunSpec { id, server_seed, client_seed, start, end, difficulty, targets })
+        }
+        _ => Err(AppError::Validation(errors)),
+    }
+}
+
+fn target_key(t: f64) -> String {
+    format!("{t:.2}")
+}
+
+/// SPEC §4.5 summary of a run's hits.
+fn summarize(hits: &[RunHit], targets: &[f64]) -> Value {
+    let mut multipliers: Vec<f64> = hits.iter().map(|h| h.max_multiplier).collect();
+    multipliers.sort_by(f64::total_cmp);
+    let median = match multipliers.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(multipliers[n / 2]),
+        n => Some((multipliers[n / 2 - 1] + multipliers[n / 2]) / 2.0),
+    };
+    let mut counts = Map::new();
+    for &t in targets {
+        let n = hits.iter().filter(|h| (h.max_multiplier * 100.0).round() == (t * 100.0).round()).count();
+        counts.insert(target_key(t), json!(n));
+    }
+    let mut top: Vec<&RunHit> = hits.iter().collect();
+    top.sort_by(|a, b| b.max_multiplier.total_cmp(&a.max_multiplier).then(a.nonce.cmp(&b.nonce)));
+    top.truncate(10);
+    json!({
+        "count": hits.len(),
+        "max_multiplier": multipliers.last(),
+        "median_multiplier": median,
+        "counts_by_target": counts,
+        "top_max": top,
+    })
+}
+
+async fn create(State(state): State<AppState>, JsonBody(body): JsonBody) -> Result<(StatusCode, Json<Value>)> {
+    let spec = parse_spec(&body)?;
+    let total = spec.end - spec.start + 1;
+    let max = state.settings.max_nonces;
+    if total > max {
+        return Err(AppError::PayloadTooLarge(format!(
+            "The range holds {total} nonces; the limit is MAX_NONCES = {max}. Split it into smaller runs."
+        )));
+    }
+    let id = spec.id.unwrap_or_else(Uuid::new_v4);
+    if state.store.run(id).await?.is_some() || state.runs.get(id).is_some() {
+        return Err(AppError::Conflict(format!("A run with id {id} already exists")));
+    }
+    let run = Arc::new(ActiveRun {
+        id,
+        control: Arc::new(ScanControl::default()),
+        total,
+        started: Instant::now(),
+        queued: std::sync::atomic::AtomicBool::new(true),
+        client_seed: spec.client_seed.clone(),
+        difficulty: spec.difficulty,
+    });
+    state.runs.active.lock().unwrap_or_else(|e| e.into_inner()).insert(id, run.clone());
+    let registration = Registration { registry: state.runs.clone(), run: run.clone() };
+
+    let _slot = state.runs.slots.acquire().await.map_err(|_| AppError::Unavailable("run queue closed".into()))?;
+    run.queued.store(false, std::sync::atomic::Ordering::Relaxed);
+    let created_at = chrono::Utc::now().timestamp_micros();
+    let started = Instant::now();
+    let control = run.control.clone();
+    let (server_seed, client_seed, targets) =
+        (spec.server_seed.clone(), spec.client_seed.clone(), spec.targets.clone());
+    let (start, end, difficulty) = (spec.start, spec.end, spec.difficulty);
+    let scanned = tokio::task::spawn_blocking(move || {
+        let request = ScanRequest {
+            server_seed: &server_seed,
+            client_seed: &client_seed,
+            start,
+            end,
+            difficulty,
+            targets: &targets,
+            max_hits: MAX_HITS,
+        };
+        pump_engine::scan::scan(&request, &control)
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("scan task failed: {e}")))?;
+    let hits = match scanned {
+        Ok(hits) => hits,
+        Err(ScanError::Cancelled) => {
+            let done = run.control.done().min(total);
+            return Err(AppError::Conflict(format!(
+                "Run {id} was cancelled after {done} of {total} nonces; nothing was stored"
+            )));
+        }
+        Err(e @ ScanError::TooManyHits(_)) => return Err(AppError::validation("targets", e.to_string())),
+        Err(e @ ScanError::InvalidRange) => return Err(AppError::validation("end", e.to_string())),
+    };
+    let duration_ms = started.elapsed().as_millis() as i64;
+    let hits: Vec<RunHit> = hits
+        .into_iter()
+        .map(|h| RunHit {
+            nonce: h.nonce as i64,
+            max_pumps: i64::from(h.max_pumps),
+            max_multiplier: h.max_multiplier,
+            pop_point: i64::from(h.pop_point),
+        })
+        .collect();
+    let stored = Run {
+        id,
+        created_at: crate::store::model::iso(created_at),
+        server_seed_sha256: seed_hash(&spec.server_seed),
+        server_seed: spec.server_seed,
+        client_seed: spec.client_seed,
+        nonce_start: start as i64,
+        nonce_end: end as i64,
+        difficulty: difficulty.as_str().to_string(),
+        summary: summarize(&hits, &spec.targets),
+        targets: spec.targets,
+        duration_ms,
+        engine_version: pump_engine::ENGINE_VERSION.to_string(),
+    };
+    state.store.insert_run(NewRun { run: stored.clone(), created_at, hits }).await?;
+    drop(registration);
+    tracing::info!(run = %id, nonces = total, duration_ms, "run stored");
+    Ok((StatusCode::CREATED, Json(serde_json::to_value(stored).map_err(|e| AppError::Internal(e.to_string()))?)))
+}
+
+async fn list(State(state): State<AppState>, params: Params) -> Result<Json<Value>> {
+    let query = RunQuery {
+        limit: params.int("limit", 50, 1, 100)?,
+        offset: params.int("offset", 0, 0, i64::MAX)?,
+        search: params.text("search").map(|s| s.trim().chars().take(256).collect()),
+        difficulty: params.difficulty("difficulty")?.map(|d| d.as_str().to_string()),
+    };
+    let (runs, total) = state.store.list_runs(query.clone()).await?;
+    Ok(Json(json!({ "runs": runs, "total": total, "limit": query.limit, "offset": query.offset })))
+}
+
+async fn active(State(state): State<AppState>) -> Json<Value> {
+    let runs: Vec<Value> =
+        state.runs.active.lock().unwrap_or_else(|e| e.into_inner()).values().map(|r| r.report()).collect();
+    Json(json!({ "runs": runs }))
+}
+
+async fn load(state: &AppState, raw: &str) -> Result<Run> {
+    let id = parse_id(raw, "run")?;
+    state.store.run(id).await?.ok_or_else(|| AppError::NotFound(format!("Run {id} not found")))
+}
+
+async fn show(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>> {
+    let run = load(&state, &raw).await?;
+    Ok(Json(serde_json::to_value(run).map_err(|e| AppError::Internal(e.to_string()))?))
+}
+
+async fn progress(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>> {
+    let id = parse_id(&raw, "run")?;
+    if let Some(run) = state.runs.get(id) {
+        return Ok(Json(run.report()));
+    }
+    let run = state.store.run(id).await?.ok_or_else(|| AppError::NotFound(format!("Run {id} not found")))?;
+    let total = run.nonce_end - run.nonce_start + 1;
+    Ok(Json(json!({
+        "id": id, "status": "finished", "done": total, "total": total, "progress": 1.0,
+        "elapsed_ms": run.duration_ms,
+    })))
+}
+
+async fn cancel(State(state): State<AppState>, Path(raw): Path<String>) -> Result<(StatusCode, Json<Value>)> {
+    let id = parse_id(&raw, "run")?;
+    match state.runs.get(id) {
+        Some(run) => {
+            run.control.cancel();
+            Ok((StatusCode::ACCEPTED, Json(json!({ "id": id, "cancelled": true }))))
+        }
+        None if state.store.run(id).await?.is_some() => {
+            Err(AppError::Conflict(format!("Run {id} has already finished; delete it instead")))
+        }
+        None => Err(AppError::NotFound(format!("Run {id} not found"))),
+    }
+}
+
+async fn delete(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>> {
+    let id = parse_id(&raw, "run")?;
+    if let Some(run) = state.runs.get(id) {
+        run.control.cancel();
+        return Ok(Json(json!({ "deleted": true, "run_id": id, "cancelled": true })));
+    }
+    if !state.store.delete_run(id).await? {
+        return Err(AppError::NotFound(format!("Run {id} not found")));
+    }
+    Ok(Json(json!({ "deleted": true, "run_id": id })))
+}
+
+async fn hits(State(state): State<AppState>, Path(raw): Path<String>, params: Params) -> Result<Json<Value>> {
+    let id = parse_id(&raw, "run")?;
+    let min = params.opt_number("min_multiplier", 0.0)?;
+    let limit = params.int("limit", 100, 1, 1000)?;
+    let offset = params.int("offset", 0, 0, i64::MAX)?;
+    let (hits, total) = state
+        .store
+        .run_hits(id, min, limit, None, offset)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("Run {id} not found")))?;
+    Ok(Json(json!({ "hits": hits, "total": total, "limit": limit, "offset": offset, "run_id": id })))
+}
+
+fn csv_response(file: String, body: Body) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}\"")),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+pub const HITS_HEADER: &str = "nonce,max_pumps,max_multiplier,pop_point\n";
+
+async fn export_hits(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Response> {
+    let run = load(&state, &raw).await?;
+    let id = run.id;
+    // Pages by nonce (keyset), so memory stays flat however many hits the run has.
+    let stream = futures_util::stream::unfold(Some((state, None::<i64>, true)), move |cursor| async move {
+        let (state, after, first) = cursor?;
+        let mut out = if first { HITS_HEADER.to_string() } else { String::new() };
+        match state.store.run_hits(id, None, 5000, after, 0).await {
+            Ok(Some((hits, _))) => {
+                for h in &hits {
+                    out.push_str(&format!("{},{},{:.2},{}\n", h.nonce, h.max_pumps, h.max_multiplier, h.pop_point));
+                }
+                let next = (hits.len() == 5000).then(|| (state, hits.last().map(|h| h.nonce), false));
+                Some((Ok::<_, std::io::Error>(Bytes::from(out)), next))
+            }
+            Ok(None) => Some((Ok(Bytes::from(out)), None)),
+            Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+        }
+    });
+    Ok(csv_response(csv::file_name(&run.client_seed, &format!("run-{id}-hits")), Body::from_stream(stream)))
+}
+
+/// Every nonce of the run's range, recomputed chunk by chunk on the blocking pool and streamed.
+async fn export_full(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Response> {
+    let run = load(&state, &raw).await?;
+    let difficulty: Difficulty = run.difficulty.parse().map_err(|_| AppError::Internal("stored difficulty".into()))?;
+    let deriver = RoundDeriver::new(&run.server_seed, &run.client_seed);
+    let (start, end) = (run.nonce_start as u64, run.nonce_end as u64);
+    let stream = futures_util::stream::unfold(Some((deriver, start, true)), move |cursor| async move {
+        let (mut deriver, from, first) = cursor?;
+        if from > end {
+            return first.then(|| (Ok::<_, std::io::Error>(Bytes::from(HITS_HEADER)), None));
+        }
+        let to = end.min(from + FULL_EXPORT_CHUNK - 1);
+        let chunk = tokio::task::spawn_blocking(move || {
+            use std::fmt::Write;
+            let mut out = String::with_capacity(((to - from + 1) * 24) as usize + 64);
+            if first {
+                out.push_str(HITS_HEADER);
+            }
+            for nonce in from..=to {
+                let r = deriver.result(nonce, difficulty);
+                let _ = writeln!(out, "{nonce},{},{:.2},{}", r.max_pumps, r.max_multiplier, r.pop_point);
+            }
+            (deriver, out)
+        })
+        .await;
+        match chunk {
+            Ok((deriver, out)) => {
+                let next = (to < end).then_some((deriver, to + 1, false));
+                Some((Ok(Bytes::from(out)), next))
+            }
+            Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+        }
+    });
+    let file = csv::file_name(&run.client_seed, &format!("run-{}-full", run.id));
+    Ok(csv_response(file, Body::from_stream(stream)))
+}

@@ -1,0 +1,99 @@
+//! Seed reveal (SPEC §3.3): `POST /live/seeds` stores a revealed server seed and verifies every
+//! bet of the streams it belongs to; `GET /live/seeds` lists the revealed seeds.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use http::StatusCode;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use super::error::{AppError, Result};
+use super::extract::JsonBody;
+use crate::live::verifier;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/live/seeds", get(list).post(reveal))
+}
+
+/// Longest server seed accepted (Stake's are 64 hex characters).
+const MAX_SEED: usize = 256;
+/// How long the reveal request waits for verification before answering (large streams continue
+/// in the background and report progress in `verified.pending`).
+const WAIT_FOR_VERIFICATION: Duration = Duration::from_secs(3);
+
+/// Lowercase hex SHA-256 of the seed string's UTF-8 bytes.
+pub fn seed_hash(seed: &str) -> String {
+    hex::encode(Sha256::digest(seed.as_bytes()))
+}
+
+async fn reveal(State(state): State<AppState>, JsonBody(body): JsonBody) -> Result<(StatusCode, Json<Value>)> {
+    let seed = match body.get("server_seed") {
+        _ if !body.is_object() => {
+            return Err(AppError::validation(
+                "server_seed",
+                "body must be a JSON object like {\"server_seed\": \"…\"}",
+            ));
+        }
+        None | Some(Value::Null) => return Err(AppError::validation("server_seed", "is required")),
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            return Err(AppError::validation("server_seed", "must not be blank"));
+        }
+        Some(Value::String(s)) if s.chars().count() > MAX_SEED => {
+            return Err(AppError::validation("server_seed", format!("must be at most {MAX_SEED} characters")));
+        }
+        Some(Value::String(s)) if s.trim() != s => {
+            return Err(AppError::validation("server_seed", "must not start or end with whitespace"));
+        }
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(AppError::validation("server_seed", "must be a string")),
+    };
+    let hashed = seed_hash(&seed);
+    let (created, revealed_at, linked) = state.store.reveal_seed(seed.clone(), hashed.clone()).await?;
+    tracing::info!(server_seed_hashed = %hashed, streams = linked.len(), "server seed revealed");
+
+    let mut tasks = Vec::with_capacity(linked.len());
+    for stream in &linked {
+        let task = tokio::spawn(verifier::verify_stream(
+            state.store.clone(),
+            stream.pk,
+            stream.id,
+            seed.clone(),
+            stream.client_seed.clone(),
+        ));
+        tasks.push(task);
+    }
+    // Small streams are fully verified in the answer; big ones keep going in the background.
+    let _ = tokio::time::timeout(WAIT_FOR_VERIFICATION, futures_util::future::join_all(tasks)).await;
+
+    let mut streams = Vec::with_capacity(linked.len());
+    for stream in &linked {
+        if let Some(detail) = state.store.stream_detail(stream.id).await? {
+            streams.push(json!({
+                "id": stream.id,
+                "client_seed": detail.summary.client_seed,
+                "total_bets": detail.summary.total_bets,
+                "verified": detail.summary.verified,
+            }));
+        }
+    }
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((
+        status,
+        Json(json!({
+            "server_seed": seed,
+            "server_seed_hashed": hashed,
+            "revealed_at": crate::store::model::iso(revealed_at),
+            "created": created,
+            "streams": streams,
+        })),
+    ))
+}
+
+async fn list(State(state): State<AppState>) -> Result<Json<Value>> {
+    let seeds = state.store.revealed_seeds().await?;
+    Ok(Json(json!({ "seeds": seeds, "total": seeds.len() })))
+}

@@ -1,0 +1,299 @@
+//! The Live Streams read side (SPEC §3.2): list, detail, bets, tail, rounds, cadence, metrics,
+//! notes, delete and the streamed CSV export.
+
+use std::collections::HashMap;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use http::header;
+use pump_engine::Difficulty;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::AppState;
+use super::csv;
+use super::error::{AppError, Result};
+use super::extract::JsonBody;
+use super::query::Params;
+use crate::live::analysis;
+use crate::store::StreamKey;
+use crate::store::model::{BetOrder, BetQuery, BetRecord};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/live/streams", get(list))
+        .route("/live/streams/{id}", get(detail).put(update_notes).delete(delete))
+        .route("/live/streams/{id}/bets", get(bets))
+        .route("/live/streams/{id}/tail", get(tail))
+        .route("/live/streams/{id}/rounds", get(rounds))
+        .route("/live/streams/{id}/cadence", get(cadence))
+        .route("/live/streams/{id}/metrics", get(metrics))
+        .route("/live/streams/{id}/export.csv", get(export))
+}
+
+/// Longest notes accepted, in characters.
+pub const MAX_NOTES: usize = 1000;
+/// The tiers players watch, used when `tiers` is not given.
+pub const DEFAULT_TIERS: [f64; 5] = [164.72, 400.02, 1066.73, 3200.18, 11200.65];
+
+/// Parses a stream id from the path: 422 when it is not a UUID.
+pub fn parse_id(raw: &str, what: &'static str) -> Result<Uuid> {
+    Uuid::parse_str(raw.trim()).map_err(|_| {
+        AppError::validation("id", format!("{what} id must be a UUID (got {})", super::query::shorten(raw)))
+    })
+}
+
+/// Resolves a stream id: 422 when malformed, 404 when unknown.
+pub async fn resolve(state: &AppState, raw: &str) -> Result<StreamKey> {
+    let id = parse_id(raw, "stream")?;
+    state.store.stream_key(id).await?.ok_or_else(|| AppError::NotFound(format!("Stream {id} not found")))
+}
+
+async fn list(State(state): State<AppState>, params: Params) -> Result<Json<Value>> {
+    let limit = params.int("limit", 50, 1, 100)?;
+    let offset = params.int("offset", 0, 0, i64::MAX)?;
+    let (streams, total) = state.store.list_streams(limit, offset).await?;
+    Ok(Json(json!({ "streams": streams, "total": total, "limit": limit, "offset": offset })))
+}
+
+async fn detail(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>> {
+    let id = parse_id(&raw, "stream")?;
+    let detail =
+        state.store.stream_detail(id).await?.ok_or_else(|| AppError::NotFound(format!("Stream {id} not found")))?;
+    Ok(Json(serde_json::to_value(detail).map_err(|e| AppError::Internal(e.to_string()))?))
+}
+
+async fn bets(State(state): State<AppState>, Path(raw): Path<String>, params: Params) -> Result<Json<Value>> {
+    let key = resolve(&state, &raw).await?;
+    let order = match params.text("order").map(str::trim) {
+        None | Some("nonce_asc") => BetOrder::NonceAsc,
+        Some("id_desc") => BetOrder::IdDesc,
+        Some(other) => {
+            return Err(AppError::bad_request(
+                "order",
+                format!("order must be nonce_asc or id_desc (got {})", super::query::shorten(other)),
+            ));
+        }
+    };
+    let query = BetQuery {
+        limit: params.int("limit", 100, 1, 1000)?,
+        offset: params.int("offset", 0, 0, i64::MAX)?,
+        min_multiplier: params.opt_number("min_multiplier", 0.0)?,
+        difficulty: params.difficulty("difficulty")?.map(|d| d.as_str().to_string()),
+        order,
+    };
+    let page = state.store.bets(key, query).await?;
+    Ok(Json(serde_json::to_value(page).map_err(|e| AppError::Internal(e.to_string()))?))
+}
+
+async fn tail(State(state): State<AppState>, Path(raw): Path<String>, params: Params) -> Result<Json<Value>> {
+    let key = resolve(&state, &raw).await?;
+    let since_id = params.int("since_id", 0, 0, i64::MAX)?;
+    let limit = params.int("limit", 1000, 1, 5000)?;
+    let tail = state.store.bets_since(Some(key.pk), since_id, limit).await?;
+    Ok(Json(json!({
+        "bets": tail.bets, "last_id": tail.last_id, "has_more": tail.has_more, "stream_id": key.id,
+    })))
+}
+
+async fn rounds(State(state): State<AppState>, Path(raw): Path<String>, params: Params) -> Result<Json<Value>> {
+    let key = resolve(&state, &raw).await?;
+    let since = params.opt_int("since_nonce", 0, i64::MAX)?;
+    let limit = params.int("limit", 5000, 1, 10_000)?;
+    let rounds = state.store.rounds(key.pk, since, limit).await?;
+    let last_nonce = rounds.last().map(|r| r.nonce);
+    Ok(Json(json!({
+        "stream_id": key.id,
+        "rounds": rounds,
+        "last_nonce": last_nonce,
+        "last_observed_nonce": key.last_observed_nonce,
+    })))
+}
+
+/// The difficulty used for odds: `difficulty=` when given, else the stream's latest bet's, else expert.
+fn odds_difficulty(params: &Params, stream: Option<&str>) -> Result<Difficulty> {
+    if let Some(d) = params.difficulty("difficulty")? {
+        return Ok(d);
+    }
+    Ok(stream.and_then(|d| d.parse().ok()).unwrap_or(Difficulty::Expert))
+}
+
+async fn cadence(State(state): State<AppState>, Path(raw): Path<String>, params: Params) -> Result<Json<Value>> {
+    let key = resolve(&state, &raw).await?;
+    let mut tiers = params.numbers("tiers", 20)?.unwrap_or_else(|| DEFAULT_TIERS.to_vec());
+    tiers.sort_by(f64::total_cmp);
+    tiers.dedup_by(|a, b| (*a * 100.0).round() == (*b * 100.0).round());
+    let k = params.int("k", 10, 1, 1000)? as usize;
+    let band = params.opt_number("band", 0.0)?.unwrap_or(400.0);
+    let min = tiers.first().copied().unwrap_or(1.0);
+    let data = state.store.round_scan(key, min, 1000).await?;
+    let difficulty = odds_difficulty(&params, data.difficulty.as_deref())?;
+    let report = analysis::cadence(&data.scan, data.last_observed_nonce, difficulty, &tiers, k, band);
+    Ok(Json(json!({
+        "stream_id": key.id,
+        "difficulty": difficulty.as_str(),
+        "last_observed_nonce": data.last_observed_nonce,
+        "rounds_observed": data.scan.rounds_count,
+        "k": k,
+        "band": band,
+        "tiers": report,
+    })))
+}
+
+async fn metrics(State(state): State<AppState>, Path(raw): Path<String>, params: Params) -> Result<Json<Value>> {
+    let key = resolve(&state, &raw).await?;
+    let mut pinned = params.numbers("multipliers", 50)?.unwrap_or_else(|| DEFAULT_TIERS.to_vec());
+    pinned.dedup_by(|a, b| (*a * 100.0).round() == (*b * 100.0).round());
+    let min = pinned.iter().copied().fold(f64::INFINITY, f64::min);
+    let data = state.store.round_scan(key, min, 0).await?;
+    let difficulty = odds_difficulty(&params, data.difficulty.as_deref())?;
+    let report = analysis::multiplier_metrics(&data.scan.hits, data.last_observed_nonce, difficulty, &pinned);
+    Ok(Json(json!({
+        "stream_id": key.id,
+        "difficulty": difficulty.as_str(),
+        "last_observed_nonce": data.last_observed_nonce,
+        "rounds_observed": data.scan.rounds_count,
+        "multipliers": report,
+    })))
+}
+
+async fn update_notes(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>> {
+    let key = resolve(&state, &raw).await?;
+    let Value::Object(fields) = &body else {
+        return Err(AppError::validation("notes", "body must be a JSON object like {\"notes\": \"…\"}"));
+    };
+    let notes = match fields.get("notes") {
+        None => return Err(AppError::validation("notes", "is required (a string, or null to clear)")),
+        Some(Value::Null) => None,
+        Some(Value::String(s)) => {
+            let trimmed = s.trim();
+            if trimmed.chars().count() > MAX_NOTES {
+                return Err(AppError::validation("notes", format!("must be at most {MAX_NOTES} characters")));
+            }
+            (!trimmed.is_empty()).then(|| trimmed.to_string())
+        }
+        Some(_) => return Err(AppError::validation("notes", "must be a string or null")),
+    };
+    if !state.store.set_notes(key.pk, notes).await? {
+        return Err(AppError::NotFound(format!("Stream {} not found", key.id)));
+    }
+    let detail = state.store.stream_detail(key.id).await?;
+    let detail = detail.ok_or_else(|| AppError::NotFound(format!("Stream {} not found", key.id)))?;
+    Ok(Json(serde_json::to_value(detail.summary).map_err(|e| AppError::Internal(e.to_string()))?))
+}
+
+async fn delete(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>> {
+    let key = resolve(&state, &raw).await?;
+    let deleted = state
+        .store
+        .delete_stream(key)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("Stream {} not found", key.id)))?;
+    tracing::info!(stream = %key.id, bets = deleted.bets, "stream deleted");
+    Ok(Json(json!({ "deleted": true, "stream_id": key.id, "bets_deleted": deleted.bets })))
+}
+
+pub const EXPORT_HEADER: &str = "id,antebot_bet_id,received_at,date_time,nonce,amount,payout,payout_multiplier,\
+difficulty,round_target,round_result,distance_prev,verified\n";
+/// Rows read per database round trip while exporting.
+const EXPORT_CHUNK: i64 = 2000;
+
+/// Appends one bet as a CSV row.
+fn bet_row(out: &mut String, b: &BetRecord) {
+    use std::fmt::Write;
+    let _ = write!(out, "{},", b.id);
+    csv::text(out, &b.antebot_bet_id);
+    let _ = write!(
+        out,
+        ",{},{},{},{},{},{},",
+        b.received_at,
+        b.date_time.as_deref().unwrap_or(""),
+        b.nonce,
+        b.amount,
+        b.payout,
+        b.payout_multiplier
+    );
+    csv::text(out, &b.difficulty);
+    out.push(',');
+    csv::number(out, b.round_target);
+    let _ = write!(out, ",{},", b.round_result);
+    csv::number(out, b.distance_prev);
+    out.push(',');
+    out.push_str(match b.verified {
+        Some(true) => "true",
+        Some(false) => "false",
+        None => "",
+    });
+    out.push('\n');
+}
+
+struct ExportCursor {
+    state: AppState,
+    pk: i64,
+    after: (i64, i64),
+    /// Last nonce seen per 2-decimal multiplier: distance_prev as the export walks in nonce order.
+    last_by_multiplier: HashMap<i64, i64>,
+    header_sent: bool,
+    done: bool,
+}
+
+/// Streams the stream's bets as CSV, nonce ascending, a chunk at a time: memory stays flat
+/// whatever the stream's size.
+async fn export(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Response> {
+    let key = resolve(&state, &raw).await?;
+    let detail = state.store.stream_detail(key.id).await?;
+    let client_seed = detail.map(|d| d.summary.client_seed).unwrap_or_default();
+    let cursor = ExportCursor {
+        state,
+        pk: key.pk,
+        after: (i64::MIN, i64::MIN),
+        last_by_multiplier: HashMap::new(),
+        header_sent: false,
+        done: false,
+    };
+    let body = futures_util::stream::unfold(cursor, |mut c| async move {
+        if c.done {
+            return None;
+        }
+        let mut out = String::new();
+        if !c.header_sent {
+            c.header_sent = true;
+            out.push_str(EXPORT_HEADER);
+        }
+        match c.state.store.export_chunk(c.pk, c.after, EXPORT_CHUNK).await {
+            Ok(rows) => {
+                c.done = (rows.len() as i64) < EXPORT_CHUNK;
+                for mut b in rows {
+                    let key = (b.round_result * 100.0).round() as i64;
+                    b.distance_prev = c.last_by_multiplier.insert(key, b.nonce).map(|prev| b.nonce - prev);
+                    c.after = (b.nonce, b.id);
+                    bet_row(&mut out, &b);
+                }
+                Some((Ok::<_, std::io::Error>(Bytes::from(out)), c))
+            }
+            Err(e) => {
+                // Headers are gone already: end the body early so the client sees a broken download.
+                tracing::error!(error = %e, "export failed mid-stream");
+                c.done = true;
+                Some((Err(std::io::Error::other(e.to_string())), c))
+            }
+        }
+    });
+    let file = csv::file_name(&client_seed, &format!("stream-{}", key.id));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}\"")),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response())
+}

@@ -1,0 +1,70 @@
+//! Verification of recorded bets once their server seed is revealed (SPEC §3.3).
+//!
+//! Bets stored before the reveal are replayed here in chunks: each chunk is read on a read
+//! connection, recomputed by the engine on the blocking pool, and recorded by one short writer
+//! job, so ingest and other requests interleave with a long verification instead of waiting for
+//! it. Bets arriving after the reveal are verified by the writer as they are stored.
+
+use pump_engine::{Difficulty, RoundDeriver};
+use uuid::Uuid;
+
+use crate::store::{Store, StoreError};
+
+/// Bets per chunk: ~1.5 ms of engine time and one small transaction.
+const CHUNK: i64 = 5000;
+
+/// Verifies every unchecked bet of one stream; returns how many were checked.
+pub async fn verify_stream(
+    store: Store,
+    pk: i64,
+    stream_id: Uuid,
+    server_seed: String,
+    client_seed: String,
+) -> Result<u64, StoreError> {
+    let mut deriver = Some(RoundDeriver::new(&server_seed, &client_seed));
+    let mut from_nonce = i64::MIN;
+    let mut total = 0u64;
+    loop {
+        let bets = store.unverified_bets(pk, from_nonce, CHUNK).await?;
+        let Some(last) = bets.last() else { break };
+        from_nonce = last.1;
+        let full = bets.len() as i64 == CHUNK;
+        let mut engine = deriver.take().unwrap_or_else(|| RoundDeriver::new(&server_seed, &client_seed));
+        let (engine, results) = tokio::task::spawn_blocking(move || {
+            let results: Vec<(i64, f64, bool)> = bets
+                .iter()
+                .filter_map(|(id, nonce, difficulty, recorded)| {
+                    let difficulty: Difficulty = difficulty.parse().ok()?;
+                    let expected = engine.result(u64::try_from(*nonce).ok()?, difficulty).max_multiplier;
+                    let matched = (expected * 100.0).round() == (recorded * 100.0).round();
+                    Some((*id, expected, matched))
+                })
+                .collect();
+            (engine, results)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("verification task failed: {e}")))?;
+        deriver = Some(engine);
+        total += results.len() as u64;
+        let progressed = !results.is_empty();
+        store.record_verification(pk, stream_id, results).await?;
+        if !full || !progressed {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// Resumes verification left unfinished by a previous run of the server.
+pub async fn resume_all(store: Store) {
+    match store.streams_to_verify().await {
+        Ok(streams) => {
+            for (pk, id, seed, client) in streams {
+                if let Err(e) = verify_stream(store.clone(), pk, id, seed, client).await {
+                    tracing::warn!(stream = %id, error = %e, "seed verification could not finish; it resumes at next start");
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot list streams awaiting seed verification"),
+    }
+}

@@ -1,0 +1,170 @@
+//! The records the storage layer hands out. They serialize straight into the JSON of SPEC §3.2
+//! (snake_case, times as RFC 3339 UTC strings).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+/// Unix microseconds → RFC 3339 with microseconds, UTC (`2026-11-23T10:00:00.000000Z`).
+pub fn iso(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// Seed-reveal verification of a stream (SPEC §3.3); absent while the seed is unknown.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Verified {
+    pub checked: i64,
+    pub matched: i64,
+    pub mismatched: i64,
+    /// Lowest-nonce bet whose recorded result differs from the engine's.
+    pub first_mismatch: Option<Mismatch>,
+    /// Bets still waiting for their check (a large stream is verified in the background).
+    pub pending: i64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Mismatch {
+    pub bet_id: i64,
+    pub antebot_bet_id: String,
+    pub nonce: i64,
+    pub difficulty: String,
+    pub round_result: f64,
+    pub expected_multiplier: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StreamSummary {
+    pub id: Uuid,
+    pub server_seed_hashed: String,
+    pub client_seed: String,
+    pub created_at: String,
+    pub last_seen_at: String,
+    pub total_bets: i64,
+    pub highest_multiplier: Option<f64>,
+    pub last_observed_nonce: Option<i64>,
+    pub notes: Option<String>,
+    pub verified: Option<Verified>,
+    pub seed_revealed: bool,
+    pub rounds_count: i64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StreamDetail {
+    #[serde(flatten)]
+    pub summary: StreamSummary,
+    pub lowest_multiplier: Option<f64>,
+    pub average_multiplier: Option<f64>,
+    pub total_amount: f64,
+    pub total_payout: f64,
+    pub difficulty_breakdown: BTreeMap<String, i64>,
+    /// The difficulty of the most recent bet (used for odds); `None` before any bet.
+    pub difficulty: Option<String>,
+    /// The revealed server seed, once known.
+    pub server_seed: Option<String>,
+    pub recent_bets: Vec<BetRecord>,
+}
+
+/// One stored bet as the API shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BetRecord {
+    pub id: i64,
+    pub stream_id: Uuid,
+    pub antebot_bet_id: String,
+    pub received_at: String,
+    pub date_time: Option<String>,
+    pub nonce: i64,
+    pub amount: f64,
+    pub payout: f64,
+    pub payout_multiplier: f64,
+    pub difficulty: String,
+    pub round_target: Option<f64>,
+    pub round_result: f64,
+    /// Nonces since the previous bet of the same 2-decimal multiplier in the whole stream.
+    pub distance_prev: Option<i64>,
+    /// Seed-reveal check: `None` until the seed is known, then whether the engine agrees.
+    pub verified: Option<bool>,
+    pub expected_multiplier: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BetOrder {
+    NonceAsc,
+    IdDesc,
+}
+
+#[derive(Debug, Clone)]
+pub struct BetQuery {
+    pub limit: i64,
+    pub offset: i64,
+    pub min_multiplier: Option<f64>,
+    pub difficulty: Option<String>,
+    pub order: BetOrder,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BetPage {
+    pub bets: Vec<BetRecord>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+    pub stream_id: Uuid,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tail {
+    pub bets: Vec<BetRecord>,
+    pub last_id: i64,
+    pub has_more: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Round {
+    pub nonce: i64,
+    pub round_result: f64,
+}
+
+/// A revealed seed and the streams it opened.
+#[derive(Debug, Clone, Serialize)]
+pub struct RevealedSeed {
+    pub server_seed: String,
+    pub server_seed_hashed: String,
+    pub revealed_at: String,
+    pub streams: Vec<Uuid>,
+    pub first_seen: Option<String>,
+    pub last_seen: Option<String>,
+}
+
+/// One hit of a run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RunHit {
+    pub nonce: i64,
+    pub max_pumps: i64,
+    pub max_multiplier: f64,
+    pub pop_point: i64,
+}
+
+/// A stored run (SPEC §4.5); `summary` and `targets` are kept as JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    pub id: Uuid,
+    pub created_at: String,
+    pub server_seed_sha256: String,
+    pub server_seed: String,
+    pub client_seed: String,
+    pub nonce_start: i64,
+    pub nonce_end: i64,
+    pub difficulty: String,
+    pub targets: Vec<f64>,
+    pub duration_ms: i64,
+    pub engine_version: String,
+    pub summary: serde_json::Value,
+}
+
+/// What `Store::delete_stream` removed.
+#[derive(Debug, Clone, Copy)]
+pub struct Deleted {
+    pub bets: i64,
+}
