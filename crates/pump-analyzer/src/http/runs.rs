@@ -217,7 +217,7 @@ fn parse_spec(body: &Value) -> Result<RunSpec> {
                     _ => None,
                 };
                 match v {
-                    Some(v) if v.is_finite() && v >= 1.0 && v < 1e9 => targets.push((v * 100.0).round() / 100.0),
+                    Some(v) if (1.0..1e9).contains(&v) => targets.push((v * 100.0).round() / 100.0),
                     _ => bad = true,
                 }
             }

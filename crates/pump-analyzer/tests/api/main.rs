@@ -6,6 +6,8 @@ mod durability;
 mod events;
 mod helpers;
 mod ingest;
+mod runs;
 mod security;
+mod seeds;
 mod streams;
 mod verify;
