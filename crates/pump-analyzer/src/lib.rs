@@ -5,6 +5,7 @@ pub mod config;
 pub mod http;
 pub mod live;
 pub mod security;
+pub mod session;
 pub mod store;
 pub mod telemetry;
 
@@ -67,7 +68,7 @@ impl Application {
         let options = StoreOptions { rounds_retention: settings.rounds_retention };
         let hub = live::hub::Hub::new();
         let store = Store::open(&settings.database, options, hub.clone()).await.map_err(StartError::Store)?;
-        let (_secret, secret_source) = store
+        let (secret, secret_source) = store
             .secret_key(settings.secret_key.as_ref().map(|s| s.expose().as_str()))
             .await
             .map_err(StartError::Store)?;
@@ -77,6 +78,8 @@ impl Application {
         let limiter = (settings.ingest_rate_limit > 0)
             .then(|| Arc::new(RateLimiter::new(settings.ingest_rate_limit, Duration::from_secs(60), DEFAULT_MAX_KEYS)));
         let tokens = Arc::new(IngestTokens::new(settings.ingest_tokens.expose()));
+        let sessions = Arc::new(session::Sessions::new(&secret, &settings));
+        let login = settings.dashboard_password.as_ref().map(|p| Arc::new(session::login::Login::new(p.expose())));
         let state = AppState {
             settings: Arc::new(settings),
             store,
@@ -84,6 +87,8 @@ impl Application {
             limiter,
             hub,
             runs: Arc::default(),
+            sessions,
+            login,
             closing: Arc::new(tokio::sync::watch::channel(false).0),
         };
         Ok(Self { listener, address, state, secret_source })
@@ -115,6 +120,18 @@ impl Application {
                 }
             });
         }
+        // Expired sessions are refused as soon as they are presented; this only frees their rows.
+        let (store, sessions) = (self.state.store.clone(), self.state.sessions.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(300));
+            loop {
+                tick.tick().await;
+                let now = chrono::Utc::now().timestamp_micros();
+                if let Err(e) = store.purge_sessions(now - sessions.timeout, now - sessions.max_lifetime).await {
+                    tracing::warn!(error = %e, "could not purge expired sessions");
+                }
+            }
+        });
         // Bets stored before a seed reveal that a previous process did not finish verifying.
         tokio::spawn(live::verifier::resume_all(self.state.store.clone()));
         let app = http::router(self.state.clone());

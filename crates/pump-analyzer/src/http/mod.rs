@@ -9,6 +9,7 @@ mod ingest;
 pub mod query;
 pub mod runs;
 mod seeds;
+mod session;
 mod streams;
 mod verify;
 
@@ -40,6 +41,10 @@ pub struct AppState {
     pub hub: Hub,
     /// Scans in progress.
     pub runs: Arc<runs::RunRegistry>,
+    /// Browser-session policy and cookie key.
+    pub sessions: Arc<crate::session::Sessions>,
+    /// Present when `DASHBOARD_PASSWORD` is set.
+    pub login: Option<Arc<crate::session::login::Login>>,
     /// Turns `true` when the server shuts down, so long-lived responses (SSE) end.
     pub closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
@@ -55,7 +60,9 @@ pub fn router(state: AppState) -> Router {
         .merge(events::router())
         .merge(seeds::router())
         .merge(runs::router())
+        .merge(session::router())
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), crate::session::layer::layer))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
         .layer(TraceLayer::new_for_http())
         .layer(SetSensitiveRequestHeadersLayer::new([

@@ -266,6 +266,30 @@ impl Store {
         dispatch!(self, s => s.delete_run(id).await)
     }
 
+    pub async fn create_session(&self, record: SessionRecord) -> Result<(), StoreError> {
+        dispatch!(self, s => s.create_session(record).await)
+    }
+
+    pub async fn session(&self, secret_hash: String) -> Result<Option<SessionRecord>, StoreError> {
+        dispatch!(self, s => s.session(secret_hash).await)
+    }
+
+    pub async fn touch_session(&self, secret_hash: String, now: i64) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.touch_session(secret_hash, now).await)
+    }
+
+    pub async fn delete_session(&self, secret_hash: String) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.delete_session(secret_hash).await)
+    }
+
+    pub async fn purge_sessions(&self, idle_before: i64, created_before: i64) -> Result<usize, StoreError> {
+        dispatch!(self, s => s.purge_sessions(idle_before, created_before).await)
+    }
+
+    pub async fn count_sessions(&self) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.count_sessions().await)
+    }
+
     /// Cheap liveness check of the database.
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {

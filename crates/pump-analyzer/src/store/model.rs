@@ -168,3 +168,17 @@ pub struct Run {
 pub struct Deleted {
     pub bets: i64,
 }
+
+/// A stored browser session. Times are Unix microseconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRecord {
+    /// SHA-256 (hex) of the cookie's secret part.
+    pub secret_hash: String,
+    /// The identifier shown in JSON (`session_id`); unrelated to the cookie secret.
+    pub public_id: String,
+    pub csrf_token: String,
+    pub created_at: i64,
+    pub last_activity: i64,
+    /// Logged in with `DASHBOARD_PASSWORD`.
+    pub authenticated: bool,
+}

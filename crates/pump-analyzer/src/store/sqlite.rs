@@ -27,6 +27,7 @@ use crate::live::message::{Message, NewBet};
 
 mod reads;
 mod runs;
+mod sessions;
 mod writes;
 
 /// Marks a rollback caused by a job's own error (as opposed to a failed COMMIT).
@@ -72,6 +73,7 @@ fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("../../migrations/sqlite/0001_streams_bets_rounds.sql")),
         M::up(include_str!("../../migrations/sqlite/0002_read_side_seeds_runs.sql")),
+        M::up(include_str!("../../migrations/sqlite/0003_sessions.sql")),
     ])
 }
 

@@ -61,7 +61,7 @@ pub async fn spawn_app(vars: &[(&str, &str)]) -> TestApp {
     let app = Application::build(settings).await.expect("application builds");
     let address = format!("http://{}", app.address());
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    let client = reqwest::Client::builder().pool_max_idle_per_host(64).cookie_store(true).build().unwrap();
     TestApp { address, client, db_path, _dir: dir }
 }
 
@@ -174,8 +174,26 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// The CSRF token of this client's session (the cookie store creates the session).
+    pub async fn csrf(&self) -> String {
+        let body: Value =
+            self.client.get(self.url("/api/session/csrf-token")).send().await.unwrap().json().await.unwrap();
+        body["csrf_token"].as_str().expect("a CSRF token").to_string()
+    }
+
+    /// A request builder for a write, with this client's session and CSRF token.
+    pub async fn write(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let token = self.csrf().await;
+        self.client.request(method, self.url(path)).header("X-CSRF-Token", token)
+    }
+
+    /// Sends a request as the dashboard would (writes carry the session's CSRF token).
     pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> (u16, Value) {
-        let mut request = self.client.request(method, self.url(path));
+        let mut request = if method == reqwest::Method::GET {
+            self.client.request(method, self.url(path))
+        } else {
+            self.write(method, path).await
+        };
         if let Some(body) = body {
             request = request.json(body);
         }

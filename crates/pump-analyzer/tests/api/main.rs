@@ -9,5 +9,6 @@ mod ingest;
 mod runs;
 mod security;
 mod seeds;
+mod sessions;
 mod streams;
 mod verify;

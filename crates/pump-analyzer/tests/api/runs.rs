@@ -153,9 +153,8 @@ async fn a_long_run_reports_progress_and_can_be_cancelled() {
     let id = "0b0e7c5e-1111-4222-8333-444455556666";
     let body = json!({"id": id, "server_seed": SERVER, "client_seed": CLIENT, "start": 1, "end": 100_000_000,
                       "difficulty": "expert", "targets": [3203384.8]});
-    let client = app.client.clone();
-    let url = app.url("/runs");
-    let running = tokio::spawn(async move { client.post(url).json(&body).send().await.unwrap() });
+    let request = app.write(reqwest::Method::POST, "/runs").await.json(&body);
+    let running = tokio::spawn(async move { request.send().await.unwrap() });
 
     let mut seen_progress = false;
     for _ in 0..100 {

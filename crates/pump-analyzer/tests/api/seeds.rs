@@ -103,7 +103,7 @@ async fn bad_reveals_are_refused_and_store_nothing() {
         assert_eq!(got, status, "{body}: {response}");
         assert_eq!(response["error"]["field"], "server_seed");
     }
-    let response = app.client.post(app.url("/live/seeds")).body("{").send().await.unwrap();
+    let response = app.write(reqwest::Method::POST, "/live/seeds").await.body("{").send().await.unwrap();
     assert_eq!(response.status(), 400);
     assert_eq!(app.count("SELECT count(*) FROM revealed_seeds"), 0);
 }

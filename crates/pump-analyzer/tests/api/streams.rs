@@ -215,7 +215,7 @@ async fn notes_are_trimmed_bounded_and_cleared() {
     assert_eq!(body["notes"], Value::Null);
     let (status, _) = app.send(reqwest::Method::PUT, &path, Some(&json!({"notes": 5}))).await;
     assert_eq!(status, 422);
-    let response = app.client.put(app.url(&path)).body("not json").send().await.unwrap();
+    let response = app.write(reqwest::Method::PUT, &path).await.body("not json").send().await.unwrap();
     assert_eq!(response.status(), 400);
 }
 

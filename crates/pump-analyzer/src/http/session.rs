@@ -1,0 +1,193 @@
+//! Seed 004's session endpoints (SPEC §5) plus the optional login. Bodies and errors use the
+//! seed's shape: `{"status": "success", …}` / `{"status": "error", "code", "message"}`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use http::{StatusCode, header};
+use serde_json::{Value, json};
+
+use super::AppState;
+use crate::security::client_ip::{ClientIp, ForwardedHttps};
+use crate::security::headers::write_rate_limit;
+use crate::session::csrf_matches;
+use crate::session::layer::{CurrentSession, refusal};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/session/info", get(info))
+        .route("/api/session/csrf-token", get(csrf_token))
+        .route("/api/session/extend", post(extend))
+        .route("/api/session/clear", post(clear))
+        .route("/api/session/validate-csrf", post(validate_csrf))
+        .route("/api/session/login", post(login))
+        .route("/api/session/logout", post(logout))
+        .route("/login", get(login_page))
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+fn https(request: &Request) -> bool {
+    request.extensions().get::<ForwardedHttps>().is_some_and(|h| h.0)
+}
+
+/// Handlers below run behind the session layer, which guarantees a live session on
+/// `/api/session/*`; this is the fallback should that ever not hold.
+fn missing() -> Response {
+    refusal(StatusCode::UNAUTHORIZED, "SESSION_EXPIRED", "No active session")
+}
+
+async fn info(State(state): State<AppState>, session: Option<Extension<CurrentSession>>) -> Response {
+    let Some(Extension(CurrentSession(record))) = session else { return missing() };
+    Json(json!({ "status": "success", "session": state.sessions.info(&record, now()) })).into_response()
+}
+
+async fn csrf_token(session: Option<Extension<CurrentSession>>) -> Response {
+    let Some(Extension(CurrentSession(record))) = session else { return missing() };
+    Json(json!({ "status": "success", "csrf_token": record.csrf_token })).into_response()
+}
+
+async fn extend(State(state): State<AppState>, session: Option<Extension<CurrentSession>>) -> Response {
+    let Some(Extension(CurrentSession(record))) = session else { return missing() };
+    // The layer recorded this write as activity already; answer with the fresh state.
+    let record = match state.store.session(record.secret_hash.clone()).await {
+        Ok(Some(r)) => Arc::new(r),
+        Ok(None) => return missing(),
+        Err(e) => return super::error::AppError::from(e).into_response(),
+    };
+    Json(json!({
+        "status": "success",
+        "message": "Session extended",
+        "session": state.sessions.info(&record, now()),
+    }))
+    .into_response()
+}
+
+async fn clear(State(state): State<AppState>, request: Request) -> Response {
+    let over_https = https(&request);
+    let Some(CurrentSession(record)) = request.extensions().get::<CurrentSession>().cloned() else { return missing() };
+    if let Err(e) = state.store.delete_session(record.secret_hash.clone()).await {
+        return super::error::AppError::from(e).into_response();
+    }
+    let mut response = Json(json!({ "status": "success", "message": "Session cleared" })).into_response();
+    response.headers_mut().append(header::SET_COOKIE, state.sessions.clear_cookie(over_https));
+    response
+}
+
+fn bad_request(message: &str) -> Response {
+    refusal(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
+}
+
+/// The JSON object of a session-route body, or the 400 that explains what is wrong with it.
+fn json_object(body: &Bytes) -> Result<serde_json::Map<String, Value>, &'static str> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err("Request body is required: send a JSON object");
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err("Request body must be a JSON object"),
+        Err(_) => Err("Request body is not valid JSON"),
+    }
+}
+
+async fn validate_csrf(session: Option<Extension<CurrentSession>>, body: Bytes) -> Response {
+    let Some(Extension(CurrentSession(record))) = session else { return missing() };
+    let fields = match json_object(&body) {
+        Ok(fields) => fields,
+        Err(message) => return bad_request(message),
+    };
+    let token = match fields.get("csrf_token") {
+        Some(Value::String(t)) if !t.is_empty() => t,
+        Some(Value::String(_)) | None | Some(Value::Null) => return bad_request("CSRF token required"),
+        Some(_) => return bad_request("CSRF token must be a string"),
+    };
+    if !token.is_ascii() {
+        return bad_request("CSRF token must be ASCII (hex characters)");
+    }
+    Json(json!({ "status": "success", "valid": csrf_matches(&record.csrf_token, token) })).into_response()
+}
+
+/// Replaces the request's session with a fresh one (new cookie, id and CSRF token): used on login
+/// and logout so a session id seen before either is worthless after.
+async fn rotate(
+    state: &AppState,
+    old: &CurrentSession,
+    authenticated: bool,
+    over_https: bool,
+) -> Result<Response, Response> {
+    let (cookie, mut record) = state.sessions.mint(now());
+    record.authenticated = authenticated;
+    let store = |e| super::error::AppError::from(e).into_response();
+    state.store.delete_session(old.0.secret_hash.clone()).await.map_err(store)?;
+    state.store.create_session(record.clone()).await.map_err(store)?;
+    let mut response = Json(json!({
+        "status": "success",
+        "message": if authenticated { "Logged in" } else { "Logged out" },
+        "csrf_token": record.csrf_token,
+        "session": state.sessions.info(&record, now()),
+    }))
+    .into_response();
+    response.headers_mut().append(header::SET_COOKIE, state.sessions.set_cookie(&cookie, over_https));
+    Ok(response)
+}
+
+async fn login(State(state): State<AppState>, request: Request) -> Response {
+    let over_https = https(&request);
+    let ip = ClientIp::of(&request, state.settings.host);
+    let Some(session) = request.extensions().get::<CurrentSession>().cloned() else { return missing() };
+    let Some(login) = state.login.clone() else {
+        return refusal(
+            StatusCode::NOT_FOUND,
+            "LOGIN_DISABLED",
+            "No DASHBOARD_PASSWORD is set; there is nothing to log in to",
+        );
+    };
+    let gate = login.peek(ip);
+    if !gate.allowed {
+        crate::security::audit::event(429, "too many login attempts", ip, "/api/session/login");
+        let mut response =
+            refusal(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED", "Too many failed login attempts; wait a minute");
+        write_rate_limit(response.headers_mut(), &gate, 60);
+        return response;
+    }
+    let body = match crate::http::extract::read_limited(request.into_body()).await {
+        Ok(body) => body,
+        Err(e) => return e.into_response(),
+    };
+    let fields = match json_object(&body) {
+        Ok(fields) => fields,
+        Err(message) => return bad_request(message),
+    };
+    let Some(Value::String(password)) = fields.get("password").cloned() else {
+        return bad_request("password is required");
+    };
+    let checker = login.clone();
+    let ok = tokio::task::spawn_blocking(move || checker.verify(&password)).await.unwrap_or(false);
+    if !ok {
+        let decision = login.attempts.check(ip);
+        crate::security::audit::event(401, "wrong dashboard password", ip, "/api/session/login");
+        let mut response = refusal(StatusCode::UNAUTHORIZED, "LOGIN_FAILED", "Wrong password");
+        write_rate_limit(response.headers_mut(), &decision, 60);
+        return response;
+    }
+    rotate(&state, &session, true, over_https).await.unwrap_or_else(|r| r)
+}
+
+async fn logout(State(state): State<AppState>, request: Request) -> Response {
+    let over_https = https(&request);
+    let Some(session) = request.extensions().get::<CurrentSession>().cloned() else { return missing() };
+    rotate(&state, &session, false, over_https).await.unwrap_or_else(|r| r)
+}
+
+async fn login_page(State(state): State<AppState>) -> Response {
+    if state.login.is_none() {
+        return (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+    }
+    Html(include_str!("../../assets/login.html")).into_response()
+}
