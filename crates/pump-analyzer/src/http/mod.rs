@@ -6,6 +6,7 @@ mod events;
 pub mod extract;
 mod health;
 mod ingest;
+mod pages;
 pub mod query;
 pub mod runs;
 mod seeds;
@@ -61,7 +62,9 @@ pub fn router(state: AppState) -> Router {
         .merge(seeds::router())
         .merge(runs::router())
         .merge(session::router())
+        .merge(pages::router())
         .fallback(not_found)
+        .layer(middleware::from_fn(pages::layer))
         .layer(middleware::from_fn_with_state(state.clone(), crate::session::layer::layer))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
         .layer(TraceLayer::new_for_http())

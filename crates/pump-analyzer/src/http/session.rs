@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use http::{StatusCode, header};
@@ -189,5 +189,5 @@ async fn login_page(State(state): State<AppState>) -> Response {
     if state.login.is_none() {
         return (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
     }
-    Html(include_str!("../../assets/login.html")).into_response()
+    super::pages::page("login.html")
 }

@@ -1,6 +1,7 @@
 //! One test binary for the HTTP API: every test starts its own server on a random port with a
 //! fresh database and talks real HTTP to it.
 
+mod browser;
 mod cli;
 mod durability;
 mod events;

@@ -1,0 +1,42 @@
+/* Runs list with search and difficulty filter, plus scans in progress. */
+(function () {
+  'use strict';
+  const { api, el, $, mult, num, short, toast } = window.App;
+  const PAGE = 25;
+  let offset = 0;
+
+  async function load() {
+    const q = new URLSearchParams({ limit: String(PAGE), offset: String(offset) });
+    const search = $('#search').value.trim();
+    if (search) q.set('search', search);
+    if ($('#difficulty').value) q.set('difficulty', $('#difficulty').value);
+    const page = await api(`/runs?${q}`);
+    $('#runs tbody').replaceChildren(...page.runs.map((r) => el('tr', { class: 'clickable', dataset: { id: r.id }, onclick: () => window.location.assign(`/runs/${r.id}`) },
+      el('td', {}, new Date(r.created_at).toLocaleString()), el('td', { class: 'mono' }, short(r.client_seed, 24)), el('td', {}, r.difficulty),
+      el('td', {}, `${num(r.nonce_start)} – ${num(r.nonce_end)}`), el('td', {}, r.targets.map((t) => t.toFixed(2)).join(', ')),
+      el('td', {}, num(r.summary.count)), el('td', {}, mult(r.summary.max_multiplier)), el('td', {}, `${num(r.duration_ms)} ms`))));
+    $('#runs').hidden = page.total === 0;
+    $('#runs-empty').hidden = page.total !== 0;
+    $('#page').textContent = page.total ? `${offset + 1}–${Math.min(offset + PAGE, page.total)} of ${page.total}` : '';
+    $('#prev').disabled = offset === 0;
+    $('#next').disabled = offset + PAGE >= page.total;
+  }
+
+  async function loadActive() {
+    const active = await api('/runs/active');
+    $('#active').replaceChildren(...active.runs.map((r) => el('div', { class: 'row' },
+      el('span', {}, `Scanning ${short(r.client_seed, 20)} (${r.difficulty}) — ${r.status}`),
+      el('div', { class: 'progress grow' }, el('div', { style: `width:${(r.progress * 100).toFixed(1)}%` })),
+      el('span', { class: 'muted' }, `${(r.progress * 100).toFixed(1)}%`))));
+  }
+
+  let timer = null;
+  const reload = () => { clearTimeout(timer); timer = setTimeout(() => { offset = 0; load().catch((e) => toast(e.message, 'error')); }, 250); };
+  $('#search').addEventListener('input', reload);
+  $('#difficulty').addEventListener('change', reload);
+  $('#filters').addEventListener('submit', (e) => { e.preventDefault(); reload(); });
+  $('#prev').addEventListener('click', () => { offset = Math.max(0, offset - PAGE); load(); });
+  $('#next').addEventListener('click', () => { offset += PAGE; load(); });
+  window.sessionManager.init().then(() => Promise.all([load(), loadActive()])).catch((e) => toast(e.message, 'error'));
+  setInterval(() => loadActive().catch(() => {}), 2000);
+})();

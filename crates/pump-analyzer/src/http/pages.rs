@@ -1,0 +1,142 @@
+//! The dashboard (SPEC §7): HTML pages and static files embedded in the binary at build time.
+//!
+//! Pages share paths with the JSON API (`/runs`, `/runs/{id}`, `/verify`): a browser navigating
+//! (`Accept: text/html`) gets the page, which then calls the same path for JSON.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Request};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::{HeaderValue, StatusCode, header};
+use rust_embed::RustEmbed;
+
+use super::AppState;
+use crate::session::layer::is_page;
+
+#[derive(RustEmbed)]
+#[folder = "assets/static/"]
+struct Static;
+
+#[derive(RustEmbed)]
+#[folder = "assets/pages/"]
+struct Pages;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/static/{*path}", get(static_file))
+        .route("/", get(|| async { page("index.html") }))
+        .route("/api/config", get(config))
+}
+
+/// What the dashboard needs to explain the setup (never the token itself).
+async fn config(axum::extract::State(state): axum::extract::State<AppState>) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({
+        "status": "success",
+        "ingest_path": "/live/ingest",
+        "token_required": state.tokens.required(),
+        "rate_limit_per_minute": state.settings.ingest_rate_limit,
+        "password_required": state.login.is_some(),
+        "session_timeout_seconds": state.settings.session_timeout,
+        "engine_version": pump_engine::ENGINE_VERSION,
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+/// Pages only load scripts and styles from this origin; nothing may frame them.
+const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+pub fn page(name: &str) -> Response {
+    match Pages::get(name) {
+        Some(file) => {
+            let mut response = Response::new(Body::from(file.data.into_owned()));
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+            headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        None => (StatusCode::NOT_FOUND, "page not found").into_response(),
+    }
+}
+
+fn content_type(path: &str) -> &'static str {
+    match path.rsplit('.').next().unwrap_or("") {
+        "js" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        "json" => "application/json",
+        _ => "application/octet-stream",
+    }
+}
+
+async fn static_file(Path(path): Path<String>) -> Response {
+    match Static::get(&path) {
+        Some(file) => {
+            let mut response = Response::new(Body::from(file.data.into_owned()));
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(&path)));
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            let etag = format!("\"{}\"", hex::encode(&file.metadata.sha256_hash()[..8]));
+            if let Ok(value) = HeaderValue::from_str(&etag) {
+                headers.insert(header::ETAG, value);
+            }
+            response
+        }
+        None => super::error::AppError::NotFound(format!("No static file {path}")).into_response(),
+    }
+}
+
+/// The page a browser navigation to `path` shows, if any.
+fn page_for(path: &str) -> Option<&'static str> {
+    let parts: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    match parts.as_slice() {
+        [] | [""] => Some("index.html"),
+        ["streams", _] => Some("stream.html"),
+        ["runs"] => Some("runs.html"),
+        ["runs", "new"] => Some("run_new.html"),
+        ["runs", _] => Some("run.html"),
+        ["verify"] => Some("verify.html"),
+        _ => None,
+    }
+}
+
+/// Serves pages to browser navigations; everything else goes on to the API.
+pub async fn layer(request: Request, next: Next) -> Response {
+    if is_page(&request)
+        && let Some(name) = page_for(request.uri().path())
+    {
+        return page(name);
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_page_and_script_is_embedded() {
+        for name in ["index.html", "stream.html", "runs.html", "run_new.html", "run.html", "verify.html", "login.html"]
+        {
+            assert!(Pages::get(name).is_some(), "{name}");
+        }
+        for name in ["js/session-manager.js", "js/app.js", "app.css"] {
+            assert!(Static::get(name).is_some(), "{name}");
+        }
+    }
+
+    #[test]
+    fn navigations_map_to_pages() {
+        assert_eq!(page_for("/"), Some("index.html"));
+        assert_eq!(page_for("/streams/abc"), Some("stream.html"));
+        assert_eq!(page_for("/runs/new"), Some("run_new.html"));
+        assert_eq!(page_for("/runs/abc"), Some("run.html"));
+        assert_eq!(page_for("/runs/abc/hits"), None);
+        assert_eq!(page_for("/live/streams"), None);
+    }
+}

@@ -1,0 +1,253 @@
+//! The dashboard and `window.sessionManager` in a real headless Chromium, driven over the
+//! WebDriver protocol (plain HTTP + JSON to `chromedriver`, so no extra client crate). Skipped,
+//! with a message, on a machine without Debian's `chromium` and `chromium-driver`; `.ci/run`
+//! installs them.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, bet_on, spawn_app};
+
+struct Browser {
+    driver: Child,
+    base: String,
+    http: reqwest::Client,
+    _profile: crate::helpers::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium session; `None` when they are not installed.
+    async fn start() -> Option<Browser> {
+        let driver_path = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists());
+        let Some(driver_path) = driver_path.filter(|_| std::path::Path::new("/usr/bin/chromium").exists()) else {
+            eprintln!(
+                "SKIPPED browser test: chromium / chromium-driver not installed (apt-get install -y chromium chromium-driver)"
+            );
+            return None;
+        };
+        let port = free_port();
+        let driver = Command::new(driver_path)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let profile = crate::helpers::TempDir::new();
+        let mut browser = Browser {
+            driver,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+            _profile: profile,
+        };
+        for _ in 0..100 {
+            if browser.http.get(format!("{}/status", browser.base)).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let args = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            &format!("--user-data-dir={}", browser._profile.path().display()),
+        ];
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args},
+        }}});
+        let created: Value =
+            browser.http.post(format!("{}/session", browser.base)).json(&caps).send().await.ok()?.json().await.ok()?;
+        let session = created["value"]["sessionId"].as_str().expect("a WebDriver session").to_string();
+        browser.base = format!("{}/session/{session}", browser.base);
+        browser.command("timeouts", json!({"script": 30000, "pageLoad": 30000})).await;
+        Some(browser)
+    }
+
+    async fn command(&self, path: &str, body: Value) -> Value {
+        let response = self.http.post(format!("{}/{path}", self.base)).json(&body).send().await.unwrap();
+        let value: Value = response.json().await.unwrap();
+        if let Some(error) = value["value"].get("error") {
+            panic!("WebDriver {path} failed: {error} {}", value["value"]["message"]);
+        }
+        value["value"].clone()
+    }
+
+    async fn open(&self, url: &str) {
+        self.command("url", json!({"url": url})).await;
+    }
+
+    /// Runs an async script: its body gets `done` to call with the result.
+    async fn run(&self, body: &str) -> Value {
+        let script = format!(
+            "const done = arguments[arguments.length - 1]; (async () => {{ {body} }})().then(done, (e) => done({{error: String(e)}}));"
+        );
+        self.command("execute/async", json!({"script": script, "args": []})).await
+    }
+
+    /// Polls `condition` (a JS expression) until it is truthy.
+    async fn wait_for(&self, condition: &str, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            let v = self
+                .command("execute/sync", json!({"script": format!("return Boolean({condition});"), "args": []}))
+                .await;
+            if v == Value::Bool(true) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+}
+
+async fn setup(vars: &[(&str, &str)]) -> Option<(TestApp, Browser)> {
+    let browser = Browser::start().await?;
+    let app = spawn_app(vars).await;
+    Some((app, browser))
+}
+
+#[tokio::test]
+async fn the_session_client_gets_a_token_passes_csrf_and_forged_requests_fail() {
+    let Some((app, browser)) = setup(&[]).await else { return };
+    browser.open(&app.url("/verify")).await;
+    let result = browser
+        .run(
+            "await window.sessionManager.init();
+             const token = window.sessionManager.getCSRFToken();
+             const info = window.sessionManager.getSessionInfo();
+             const ok = await window.sessionManager.fetch('/api/session/extend', { method: 'POST' });
+             const forged = await fetch('/api/session/extend', { method: 'POST' });
+             const forgedBody = await forged.json();
+             return { token, info, ok: ok.status, forged: forged.status, code: forgedBody.code };",
+        )
+        .await;
+    assert_eq!(result["token"].as_str().map(str::len), Some(64), "{result}");
+    assert_eq!(result["info"]["is_active"], true);
+    assert_eq!(result["ok"], 200, "{result}");
+    assert_eq!(result["forged"], 403);
+    assert_eq!(result["code"], "CSRF_INVALID");
+
+    // A stale token is refreshed and the request retried once.
+    let retried = browser
+        .run(
+            "window.sessionManager.csrfToken = 'stale';
+             const r = await window.sessionManager.fetch('/api/session/extend', { method: 'POST' });
+             return { status: r.status, token: window.sessionManager.getCSRFToken() };",
+        )
+        .await;
+    assert_eq!(retried["status"], 200, "{retried}");
+    assert_eq!(retried["token"], result["token"]);
+}
+
+#[tokio::test]
+async fn warning_and_expiry_events_fire_and_auto_extend_keeps_the_session() {
+    let Some((app, browser)) = setup(&[("SESSION_TIMEOUT", "4")]).await else { return };
+    browser.open(&app.url("/verify")).await;
+    let events = browser
+        .run(
+            "const seen = {};
+             window.addEventListener('sessionWarning', (e) => { seen.warning = e.detail.remainingSeconds; });
+             window.addEventListener('sessionExpired', (e) => { seen.expired = e.detail.message; });
+             await window.sessionManager.init();
+             window.sessionManager.setWarningThreshold(3);
+             await new Promise((resolve) => setTimeout(resolve, 7000));
+             return seen;",
+        )
+        .await;
+    assert!(events["warning"].as_i64().is_some_and(|s| s <= 3), "{events}");
+    assert!(events["expired"].is_string(), "{events}");
+    assert!(browser.wait_for("document.querySelector('#session-banner.expired')", Duration::from_secs(2)).await);
+
+    browser.open(&app.url("/verify")).await;
+    let kept = browser
+        .run(
+            "await window.sessionManager.init();
+             window.sessionManager.setWarningThreshold(3);
+             window.sessionManager.setAutoExtend(true);
+             await new Promise((resolve) => setTimeout(resolve, 7000));
+             const r = await fetch('/api/session/info');
+             return { status: r.status };",
+        )
+        .await;
+    assert_eq!(kept["status"], 200, "auto-extend kept the session alive: {kept}");
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_streams_and_new_bets_live() {
+    let Some((app, browser)) = setup(&[("INGEST_RATE_LIMIT", "0")]).await else { return };
+    browser.open(&app.url("/")).await;
+    assert!(browser.wait_for("document.querySelector('#ingest-url')", Duration::from_secs(5)).await, "empty state");
+    let id = app.ingest_ok(&bet_on("browser-hash", "browser-client", "b1", 1, 2.8, "expert")).await;
+    assert!(
+        browser.wait_for(&format!("document.querySelector('tr[data-id=\"{id}\"]')"), Duration::from_secs(5)).await,
+        "the new stream appears without reload"
+    );
+
+    browser.open(&app.url(&format!("/streams/{id}"))).await;
+    assert!(browser.wait_for("document.querySelectorAll('#bets tbody tr').length === 1", Duration::from_secs(5)).await);
+    assert!(browser.wait_for("document.querySelectorAll('.tier-card').length === 5", Duration::from_secs(5)).await);
+    let started = std::time::Instant::now();
+    app.ingest_ok(&bet_on("browser-hash", "browser-client", "b2", 2, 1066.73, "expert")).await;
+    assert!(
+        browser.wait_for("document.querySelectorAll('#bets tbody tr').length === 2", Duration::from_secs(3)).await,
+        "the new bet appears without reload"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(browser.wait_for("document.querySelectorAll('#tape span').length === 2", Duration::from_secs(3)).await);
+
+    // Notes are saved through the session client (CSRF-protected PUT).
+    browser
+        .run("document.querySelector('#notes').value = 'from the browser'; document.querySelector('#save-notes').click(); return true;")
+        .await;
+    assert!(
+        browser
+            .wait_for("document.querySelector('#notes-status').textContent === 'Saved'", Duration::from_secs(5))
+            .await
+    );
+    assert_eq!(app.get(&format!("/live/streams/{id}")).await.1["notes"], "from the browser");
+}
+
+#[tokio::test]
+async fn the_verify_page_draws_the_board() {
+    let Some((app, browser)) = setup(&[]).await else { return };
+    browser.open(&app.url("/verify")).await;
+    browser
+        .run(
+            "document.querySelector('#server_seed').value = '564e967b90f03d0153fdcb2d2d1cc5a5057e0df78163611fe3801d6498e681ca';
+             document.querySelector('#client_seed').value = 'zXv1upuFns';
+             document.querySelector('#nonce').value = '5663';
+             document.querySelector('#difficulty').value = 'expert';
+             document.querySelector('#verify-form').requestSubmit();
+             return true;",
+        )
+        .await;
+    assert!(browser.wait_for("document.querySelectorAll('#board .cell').length === 25", Duration::from_secs(5)).await);
+    let board = browser
+        .run(
+            "return { pops: document.querySelectorAll('#board .cell.pop').length,
+                      first: document.querySelector('#board .cell.first-pop').dataset.position,
+                      multiplier: document.querySelector('#result-multiplier').textContent };",
+        )
+        .await;
+    assert_eq!(board, json!({"pops": 10, "first": "13", "multiplier": "11200.65×"}));
+}
