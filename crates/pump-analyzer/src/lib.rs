@@ -4,6 +4,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod live;
+pub mod metrics;
 pub mod security;
 pub mod session;
 pub mod store;
@@ -89,6 +90,7 @@ impl Application {
             runs: Arc::default(),
             sessions,
             login,
+            metrics: Arc::default(),
             closing: Arc::new(tokio::sync::watch::channel(false).0),
         };
         Ok(Self { listener, address, state, secret_source })

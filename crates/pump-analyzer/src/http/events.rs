@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use futures_util::Stream;
@@ -22,7 +22,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::AppState;
 use super::error::{AppError, Result};
-use super::query::Params;
+use super::query::{Params, PathId};
 use super::streams::resolve;
 use crate::live::hub::LiveEvent;
 use crate::store::StreamKey;
@@ -59,7 +59,7 @@ fn resume_from(headers: &HeaderMap, params: &Params) -> Result<Option<i64>> {
 
 async fn one_stream(
     State(state): State<AppState>,
-    Path(raw): Path<String>,
+    PathId(raw): PathId,
     headers: HeaderMap,
     params: Params,
 ) -> Result<Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>> {

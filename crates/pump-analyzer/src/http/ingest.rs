@@ -1,7 +1,11 @@
 //! `POST /live/ingest` (SPEC §3.1): one bet or heartbeat, an array, or `{"bets": [...]}`.
 //! The security guard in front of it is `security::ingest_guard`.
 
-use axum::extract::State;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router, middleware};
 use serde_json::{Value, json};
@@ -10,15 +14,32 @@ use super::AppState;
 use super::error::{AppError, Result};
 use super::extract::JsonBody;
 use crate::live::message::{Body, Message, describe, parse_message, split_body};
+use crate::metrics::{IngestTag, Metrics};
 use crate::security::ingest_guard;
 
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/live/ingest", post(ingest))
-        .route_layer(middleware::from_fn_with_state(state, ingest_guard::layer))
+        .route_layer(middleware::from_fn_with_state(state.clone(), ingest_guard::layer))
+        .route_layer(middleware::from_fn_with_state(state, measure))
 }
 
-async fn ingest(State(state): State<AppState>, JsonBody(value): JsonBody) -> Result<Json<Value>> {
+/// Counts every ingest request by outcome and times it (guard refusals included).
+async fn measure(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let tag = response.extensions().get::<IngestTag>().copied();
+    state.metrics.record_ingest(Metrics::outcome(response.status().as_u16(), tag), started.elapsed());
+    response
+}
+
+fn tagged(body: Value, tag: &'static str) -> Response {
+    let mut response = Json(body).into_response();
+    response.extensions_mut().insert(IngestTag(tag));
+    response
+}
+
+async fn ingest(State(state): State<AppState>, JsonBody(value): JsonBody) -> Result<Response> {
     match split_body(value).map_err(|e| AppError::Validation(vec![e]))? {
         Body::Single(item) => {
             let message = parse_message(&item).map_err(AppError::Validation)?;
@@ -29,7 +50,7 @@ async fn ingest(State(state): State<AppState>, JsonBody(value): JsonBody) -> Res
             if heartbeat {
                 body["heartbeat"] = Value::Bool(true);
             }
-            Ok(Json(body))
+            Ok(tagged(body, if outcome.accepted { "accepted" } else { "duplicate" }))
         }
         Body::Batch(items) => {
             let mut results: Vec<Value> = Vec::with_capacity(items.len());
@@ -63,12 +84,20 @@ async fn ingest(State(state): State<AppState>, JsonBody(value): JsonBody) -> Res
                 }
                 results[index] = entry;
             }
-            Ok(Json(json!({
+            let tag = if accepted > 0 {
+                "accepted"
+            } else if duplicates > 0 {
+                "duplicate"
+            } else {
+                "rejected"
+            };
+            let body = json!({
                 "results": results,
                 "accepted": accepted,
                 "duplicates": duplicates,
                 "rejected": rejected,
-            })))
+            });
+            Ok(tagged(body, tag))
         }
     }
 }

@@ -42,6 +42,8 @@ pub struct AppState {
     pub hub: Hub,
     /// Scans in progress.
     pub runs: Arc<runs::RunRegistry>,
+    /// Counters for `GET /metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Browser-session policy and cookie key.
     pub sessions: Arc<crate::session::Sessions>,
     /// Present when `DASHBOARD_PASSWORD` is set.

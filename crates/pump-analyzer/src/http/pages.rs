@@ -5,7 +5,7 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Request};
+use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -13,6 +13,7 @@ use http::{HeaderValue, StatusCode, header};
 use rust_embed::RustEmbed;
 
 use super::AppState;
+use super::query::PathId;
 use crate::session::layer::is_page;
 
 #[derive(RustEmbed)]
@@ -74,7 +75,7 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
-async fn static_file(Path(path): Path<String>) -> Response {
+async fn static_file(PathId(path): PathId) -> Response {
     match Static::get(&path) {
         Some(file) => {
             let mut response = Response::new(Body::from(file.data.into_owned()));

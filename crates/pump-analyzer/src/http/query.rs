@@ -107,3 +107,18 @@ pub fn shorten(raw: &str) -> String {
         format!("{:?}…", raw.chars().take(MAX).collect::<String>())
     }
 }
+
+/// The single `{id}` (or `{*path}`) segment of a route, with our error format when it cannot be
+/// decoded (invalid percent-encoded UTF-8).
+pub struct PathId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(id)| PathId(id))
+            .map_err(|e| AppError::validation("id", format!("Malformed id in the path: {e}")))
+    }
+}

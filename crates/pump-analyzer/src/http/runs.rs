@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -27,7 +27,7 @@ use super::AppState;
 use super::csv;
 use super::error::{AppError, Result};
 use super::extract::JsonBody;
-use super::query::Params;
+use super::query::{Params, PathId};
 use super::seeds::seed_hash;
 use super::streams::parse_id;
 use crate::live::message::FieldError;
@@ -408,12 +408,12 @@ async fn load(state: &AppState, raw: &str) -> Result<Run> {
     state.store.run(id).await?.ok_or_else(|| AppError::NotFound(format!("Run {id} not found")))
 }
 
-async fn show(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>> {
+async fn show(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<Value>> {
     let run = load(&state, &raw).await?;
     Ok(Json(serde_json::to_value(run).map_err(|e| AppError::Internal(e.to_string()))?))
 }
 
-async fn progress(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>> {
+async fn progress(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<Value>> {
     let id = parse_id(&raw, "run")?;
     if let Some(run) = state.runs.get(id) {
         return Ok(Json(run.report()));
@@ -426,7 +426,7 @@ async fn progress(State(state): State<AppState>, Path(raw): Path<String>) -> Res
     })))
 }
 
-async fn cancel(State(state): State<AppState>, Path(raw): Path<String>) -> Result<(StatusCode, Json<Value>)> {
+async fn cancel(State(state): State<AppState>, PathId(raw): PathId) -> Result<(StatusCode, Json<Value>)> {
     let id = parse_id(&raw, "run")?;
     match state.runs.get(id) {
         Some(run) => {
@@ -440,7 +440,7 @@ async fn cancel(State(state): State<AppState>, Path(raw): Path<String>) -> Resul
     }
 }
 
-async fn delete(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>> {
+async fn delete(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<Value>> {
     let id = parse_id(&raw, "run")?;
     if let Some(run) = state.runs.get(id) {
         run.control.cancel();
@@ -452,7 +452,7 @@ async fn delete(State(state): State<AppState>, Path(raw): Path<String>) -> Resul
     Ok(Json(json!({ "deleted": true, "run_id": id })))
 }
 
-async fn hits(State(state): State<AppState>, Path(raw): Path<String>, params: Params) -> Result<Json<Value>> {
+async fn hits(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<Value>> {
     let id = parse_id(&raw, "run")?;
     let min = params.opt_number("min_multiplier", 0.0)?;
     let limit = params.int("limit", 100, 1, 1000)?;
@@ -479,7 +479,7 @@ fn csv_response(file: String, body: Body) -> Response {
 
 pub const HITS_HEADER: &str = "nonce,max_pumps,max_multiplier,pop_point\n";
 
-async fn export_hits(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Response> {
+async fn export_hits(State(state): State<AppState>, PathId(raw): PathId) -> Result<Response> {
     let run = load(&state, &raw).await?;
     let id = run.id;
     // Pages by nonce (keyset), so memory stays flat however many hits the run has.
@@ -502,7 +502,7 @@ async fn export_hits(State(state): State<AppState>, Path(raw): Path<String>) -> 
 }
 
 /// Every nonce of the run's range, recomputed chunk by chunk on the blocking pool and streamed.
-async fn export_full(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Response> {
+async fn export_full(State(state): State<AppState>, PathId(raw): PathId) -> Result<Response> {
     let run = load(&state, &raw).await?;
     let difficulty: Difficulty = run.difficulty.parse().map_err(|_| AppError::Internal("stored difficulty".into()))?;
     let deriver = RoundDeriver::new(&run.server_seed, &run.client_seed);

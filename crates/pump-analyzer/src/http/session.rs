@@ -96,8 +96,12 @@ fn json_object(body: &Bytes) -> Result<serde_json::Map<String, Value>, &'static 
     }
 }
 
-async fn validate_csrf(session: Option<Extension<CurrentSession>>, body: Bytes) -> Response {
+async fn validate_csrf(session: Option<Extension<CurrentSession>>, request: Request) -> Response {
     let Some(Extension(CurrentSession(record))) = session else { return missing() };
+    let body = match crate::http::extract::read_limited(request.into_body()).await {
+        Ok(body) => body,
+        Err(_) => return refusal(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "Request body exceeds 1 MiB"),
+    };
     let fields = match json_object(&body) {
         Ok(fields) => fields,
         Err(message) => return bad_request(message),

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -17,7 +17,7 @@ use super::AppState;
 use super::csv;
 use super::error::{AppError, Result};
 use super::extract::JsonBody;
-use super::query::Params;
+use super::query::{Params, PathId};
 use crate::live::analysis;
 use crate::store::StreamKey;
 use crate::store::model::{BetOrder, BetQuery, BetRecord};
@@ -59,14 +59,14 @@ async fn list(State(state): State<AppState>, params: Params) -> Result<Json<Valu
     Ok(Json(json!({ "streams": streams, "total": total, "limit": limit, "offset": offset })))
 }
 
-async fn detail(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>> {
+async fn detail(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<Value>> {
     let id = parse_id(&raw, "stream")?;
     let detail =
         state.store.stream_detail(id).await?.ok_or_else(|| AppError::NotFound(format!("Stream {id} not found")))?;
     Ok(Json(serde_json::to_value(detail).map_err(|e| AppError::Internal(e.to_string()))?))
 }
 
-async fn bets(State(state): State<AppState>, Path(raw): Path<String>, params: Params) -> Result<Json<Value>> {
+async fn bets(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<Value>> {
     let key = resolve(&state, &raw).await?;
     let order = match params.text("order").map(str::trim) {
         None | Some("nonce_asc") => BetOrder::NonceAsc,
@@ -89,7 +89,7 @@ async fn bets(State(state): State<AppState>, Path(raw): Path<String>, params: Pa
     Ok(Json(serde_json::to_value(page).map_err(|e| AppError::Internal(e.to_string()))?))
 }
 
-async fn tail(State(state): State<AppState>, Path(raw): Path<String>, params: Params) -> Result<Json<Value>> {
+async fn tail(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<Value>> {
     let key = resolve(&state, &raw).await?;
     let since_id = params.int("since_id", 0, 0, i64::MAX)?;
     let limit = params.int("limit", 1000, 1, 5000)?;
@@ -99,7 +99,7 @@ async fn tail(State(state): State<AppState>, Path(raw): Path<String>, params: Pa
     })))
 }
 
-async fn rounds(State(state): State<AppState>, Path(raw): Path<String>, params: Params) -> Result<Json<Value>> {
+async fn rounds(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<Value>> {
     let key = resolve(&state, &raw).await?;
     let since = params.opt_int("since_nonce", 0, i64::MAX)?;
     let limit = params.int("limit", 5000, 1, 10_000)?;
@@ -121,7 +121,7 @@ fn odds_difficulty(params: &Params, stream: Option<&str>) -> Result<Difficulty> 
     Ok(stream.and_then(|d| d.parse().ok()).unwrap_or(Difficulty::Expert))
 }
 
-async fn cadence(State(state): State<AppState>, Path(raw): Path<String>, params: Params) -> Result<Json<Value>> {
+async fn cadence(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<Value>> {
     let key = resolve(&state, &raw).await?;
     let mut tiers = params.numbers("tiers", 20)?.unwrap_or_else(|| DEFAULT_TIERS.to_vec());
     tiers.sort_by(f64::total_cmp);
@@ -143,7 +143,7 @@ async fn cadence(State(state): State<AppState>, Path(raw): Path<String>, params:
     })))
 }
 
-async fn metrics(State(state): State<AppState>, Path(raw): Path<String>, params: Params) -> Result<Json<Value>> {
+async fn metrics(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<Value>> {
     let key = resolve(&state, &raw).await?;
     let mut pinned = params.numbers("multipliers", 50)?.unwrap_or_else(|| DEFAULT_TIERS.to_vec());
     pinned.dedup_by(|a, b| (*a * 100.0).round() == (*b * 100.0).round());
@@ -162,7 +162,7 @@ async fn metrics(State(state): State<AppState>, Path(raw): Path<String>, params:
 
 async fn update_notes(
     State(state): State<AppState>,
-    Path(raw): Path<String>,
+    PathId(raw): PathId,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>> {
     let key = resolve(&state, &raw).await?;
@@ -189,7 +189,7 @@ async fn update_notes(
     Ok(Json(serde_json::to_value(detail.summary).map_err(|e| AppError::Internal(e.to_string()))?))
 }
 
-async fn delete(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>> {
+async fn delete(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<Value>> {
     let key = resolve(&state, &raw).await?;
     let deleted = state
         .store
@@ -246,7 +246,7 @@ struct ExportCursor {
 
 /// Streams the stream's bets as CSV, nonce ascending, a chunk at a time: memory stays flat
 /// whatever the stream's size.
-async fn export(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Response> {
+async fn export(State(state): State<AppState>, PathId(raw): PathId) -> Result<Response> {
     let key = resolve(&state, &raw).await?;
     let detail = state.store.stream_detail(key.id).await?;
     let client_seed = detail.map(|d| d.summary.client_seed).unwrap_or_default();

@@ -38,7 +38,11 @@ pub struct CurrentSession(pub Arc<SessionRecord>);
 
 /// Paths that never use a browser session.
 pub fn exempt(path: &str) -> bool {
-    path == "/live/ingest" || path == "/healthz" || path.starts_with("/static/") || path == "/favicon.ico"
+    path == "/live/ingest"
+        || path == "/healthz"
+        || path == "/metrics"
+        || path.starts_with("/static/")
+        || path == "/favicon.ico"
 }
 
 fn is_write(method: &Method) -> bool {

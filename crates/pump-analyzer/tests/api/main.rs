@@ -2,6 +2,7 @@
 //! fresh database and talks real HTTP to it.
 
 mod browser;
+mod catalogue;
 mod cli;
 mod durability;
 mod events;
