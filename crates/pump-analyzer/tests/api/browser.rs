@@ -74,6 +74,7 @@ impl Browser {
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args},
+            "goog:loggingPrefs": {"browser": "ALL"},
         }}});
         let created: Value =
             browser.http.post(format!("{}/session", browser.base)).json(&caps).send().await.ok()?.json().await.ok()?;
@@ -90,6 +91,49 @@ impl Browser {
             panic!("WebDriver {path} failed: {error} {}", value["value"]["message"]);
         }
         value["value"].clone()
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let value: Value = self.http.get(format!("{}/{path}", self.base)).send().await.unwrap().json().await.unwrap();
+        value["value"].clone()
+    }
+
+    async fn resize(&self, width: u32, height: u32) {
+        self.command("window/rect", json!({"width": width, "height": height})).await;
+    }
+
+    /// Severe browser console entries since the last call (script errors, failed loads, CSP).
+    async fn console_errors(&self) -> Vec<String> {
+        let logs = self.command("se/log", json!({"type": "browser"})).await;
+        logs.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["level"] == "SEVERE")
+            .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// Saves a PNG of the page under `target/screenshots/` (a test artifact) and returns its size.
+    async fn screenshot(&self, name: &str) -> usize {
+        let encoded = self.get("screenshot").await;
+        let png = base64_decode(encoded.as_str().unwrap_or_default());
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), &png).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{name}: not a PNG");
+        png.len()
+    }
+
+    async fn text(&self) -> String {
+        self.command("execute/sync", json!({"script": "return document.body.innerText;", "args": []}))
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    async fn location(&self) -> String {
+        self.get("url").await.as_str().unwrap_or_default().to_string()
     }
 
     async fn open(&self, url: &str) {
@@ -118,6 +162,24 @@ impl Browser {
         }
         false
     }
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let digits: Vec<u8> = text.bytes().filter_map(value).collect();
+    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
+    for chunk in digits.chunks(4) {
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, d)| acc | (u32::from(*d) << (18 - 6 * i)));
+        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
+    }
+    out
 }
 
 async fn setup(vars: &[(&str, &str)]) -> Option<(TestApp, Browser)> {
@@ -250,4 +312,105 @@ async fn the_verify_page_draws_the_board() {
         )
         .await;
     assert_eq!(board, json!({"pops": 10, "first": "13", "multiplier": "11200.65×"}));
+}
+
+#[tokio::test]
+async fn the_dashboard_end_to_end_at_desktop_and_phone_widths() {
+    let Some((app, browser)) = setup(&[("INGEST_RATE_LIMIT", "0")]).await else { return };
+    browser.resize(1440, 900).await;
+    browser.open(&app.url("/")).await;
+    assert!(browser.wait_for("document.querySelector('#ingest-url')", Duration::from_secs(5)).await);
+    assert!(browser.screenshot("01-streams-empty").await > 5_000);
+    for n in 1..=3 {
+        app.ingest_ok(&bet_on(
+            "e2e-hash",
+            "e2e-client",
+            &format!("e{n}"),
+            n,
+            [1.63, 400.02, 2.8][n as usize - 1],
+            "expert",
+        ))
+        .await;
+    }
+    assert!(
+        browser.wait_for("document.querySelectorAll('#streams tbody tr').length === 1", Duration::from_secs(5)).await
+    );
+    assert!(browser.text().await.contains("e2e-client"));
+    assert!(browser.screenshot("02-streams").await > 5_000);
+
+    // Stream view: live row within a second, filter, export, delete with confirmation.
+    browser.run("document.querySelector('#streams tbody tr').click(); return true;").await;
+    assert!(browser.wait_for("document.querySelectorAll('#bets tbody tr').length === 3", Duration::from_secs(5)).await);
+    let id = browser.location().await.rsplit('/').next().unwrap().to_string();
+    let started = std::time::Instant::now();
+    app.ingest_ok(&bet_on("e2e-hash", "e2e-client", "e4", 4, 1066.73, "expert")).await;
+    assert!(browser.wait_for("document.querySelectorAll('#bets tbody tr').length === 4", Duration::from_secs(2)).await);
+    assert!(started.elapsed() < Duration::from_secs(1), "live row after {:?}", started.elapsed());
+    browser
+        .run("const f = document.querySelector('#f-min'); f.value = '100'; f.dispatchEvent(new Event('change')); return true;")
+        .await;
+    assert!(
+        browser.wait_for("document.querySelectorAll('#bets tbody tr').length === 2", Duration::from_secs(5)).await,
+        "min filter"
+    );
+    let csv =
+        browser.run("const r = await fetch(document.querySelector('#export').href); return await r.text();").await;
+    assert_eq!(csv.as_str().unwrap().lines().count(), 5, "{csv}");
+    let text = browser.text().await;
+    assert!(text.contains("expected gap (average)"));
+    assert!(!text.contains("null") && !text.contains("undefined") && !text.contains("NaN"), "{text}");
+    assert!(browser.screenshot("03-stream").await > 10_000);
+    browser
+        .run("document.querySelector('#delete').click(); return document.querySelector('#confirm-delete').open;")
+        .await;
+    browser.run("document.querySelector('#confirm-delete-button').click(); return true;").await;
+    assert!(browser.wait_for("window.location.pathname === '/'", Duration::from_secs(5)).await, "back to the list");
+    assert_eq!(app.get(&format!("/live/streams/{id}")).await.0, 404);
+
+    // A run: client-side validation, then a scan that finishes and shows its summary.
+    browser.open(&app.url("/runs/new")).await;
+    browser.run("document.querySelector('#run-form').requestSubmit(); return true;").await;
+    assert!(
+        browser
+            .wait_for(
+                "document.querySelector('[data-for=server_seed]').textContent === 'Required'",
+                Duration::from_secs(3)
+            )
+            .await
+    );
+    browser
+        .run(
+            "document.querySelector('#server_seed').value = '564e967b90f03d0153fdcb2d2d1cc5a5057e0df78163611fe3801d6498e681ca';
+             document.querySelector('#client_seed').value = 'zXv1upuFns';
+             document.querySelector('#end').value = '50000';
+             document.querySelector('#targets').value = '11200.65';
+             document.querySelector('#run-form').requestSubmit();
+             return true;",
+        )
+        .await;
+    assert!(
+        browser.wait_for("/^\\/runs\\/[0-9a-f-]{36}$/.test(window.location.pathname)", Duration::from_secs(20)).await
+    );
+    assert!(browser.wait_for("document.querySelectorAll('#hits tbody tr').length === 6", Duration::from_secs(5)).await);
+    assert!(browser.screenshot("04-run").await > 10_000);
+    browser.open(&app.url("/runs")).await;
+    assert!(browser.wait_for("document.querySelectorAll('#runs tbody tr').length === 1", Duration::from_secs(5)).await);
+    assert!(browser.screenshot("05-runs").await > 5_000);
+    assert_eq!(browser.console_errors().await, Vec::<String>::new(), "no console errors at 1440 px");
+
+    // Phone width: nothing overflows the viewport.
+    browser.resize(360, 800).await;
+    for path in ["/", "/runs", "/runs/new", "/verify"] {
+        browser.open(&app.url(path)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let width = browser
+            .command(
+                "execute/sync",
+                json!({"script": "return [document.documentElement.scrollWidth, window.innerWidth];", "args": []}),
+            )
+            .await;
+        assert!(width[0].as_i64() <= width[1].as_i64(), "{path} overflows at 360 px: {width}");
+    }
+    assert!(browser.screenshot("06-verify-360").await > 3_000);
+    assert_eq!(browser.console_errors().await, Vec::<String>::new(), "no console errors at 360 px");
 }

@@ -296,3 +296,21 @@ async fn failed_logins_are_limited_per_ip() {
     assert!(response.headers().contains_key("retry-after"));
     assert_eq!(response.headers()["x-ratelimit-remaining"], "0");
 }
+
+#[tokio::test]
+async fn the_secure_flag_follows_the_setting_and_trusted_https_proxies() {
+    async fn set_cookie(app: &TestApp, forwarded_https: bool) -> String {
+        let mut request = reqwest::Client::new().get(app.url("/api/session/info"));
+        if forwarded_https {
+            request = request.header("X-Forwarded-Proto", "https");
+        }
+        request.send().await.unwrap().headers()["set-cookie"].to_str().unwrap().to_string()
+    }
+    let proxied = spawn_app(&[("TRUSTED_PROXIES", "127.0.0.1")]).await;
+    assert!(set_cookie(&proxied, true).await.contains("; Secure"), "HTTPS through a trusted proxy");
+    assert!(!set_cookie(&proxied, false).await.contains("Secure"));
+    let direct = spawn_app(&[]).await;
+    assert!(!set_cookie(&direct, true).await.contains("Secure"), "an untrusted client cannot claim HTTPS");
+    let forced = spawn_app(&[("SESSION_COOKIE_SECURE", "true")]).await;
+    assert!(set_cookie(&forced, false).await.contains("; Secure"));
+}

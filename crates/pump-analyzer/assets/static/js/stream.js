@@ -80,7 +80,7 @@
     $('#seeds').replaceChildren(
       el('div', {}, el('span', { class: 'muted' }, 'Server seed (hashed): '), el('span', { class: 'mono', id: 'seed-hash' }, d.server_seed_hashed)),
       el('div', {}, el('span', { class: 'muted' }, 'Client seed: '), el('span', { class: 'mono' }, d.client_seed)),
-      d.server_seed ? el('div', {}, el('span', { class: 'muted' }, 'Revealed server seed: '), el('span', { class: 'mono' }, d.server_seed)) : null,
+      ...(d.server_seed ? [el('div', {}, el('span', { class: 'muted' }, 'Revealed server seed: '), el('span', { class: 'mono' }, d.server_seed))] : []),
     );
     const tile = (label, value, tid) => el('div', { class: 'tile' }, el('div', { class: 'label' }, label), el('div', { class: 'value', id: tid }, value));
     $('#stats').replaceChildren(
@@ -316,7 +316,7 @@
     box.replaceChildren(
       el('p', { id: 'verification-summary' }, el('span', { class: v.mismatched ? 'badge bad' : 'badge ok' }, v.mismatched ? 'Mismatches found' : 'All checked bets match'),
         ` checked ${num(v.checked)} · matched ${num(v.matched)} · mismatched ${num(v.mismatched)}`, v.pending ? ` · ${num(v.pending)} pending` : ''),
-      v.first_mismatch ? el('p', { class: 'error' }, `First mismatch: nonce ${v.first_mismatch.nonce} (bet ${v.first_mismatch.antebot_bet_id}) recorded ${mult(v.first_mismatch.round_result)}, engine says ${mult(v.first_mismatch.expected_multiplier)}`) : null,
+      ...(v.first_mismatch ? [el('p', { class: 'error' }, `First mismatch: nonce ${v.first_mismatch.nonce} (bet ${v.first_mismatch.antebot_bet_id}) recorded ${mult(v.first_mismatch.round_result)}, engine says ${mult(v.first_mismatch.expected_multiplier)}`)] : []),
     );
   }
 
@@ -334,6 +334,15 @@
   }
 
   // ---- live -----------------------------------------------------------------------------------
+  let detailTimer = null;
+  function refreshDetailSoon() {
+    if (detailTimer) return;
+    detailTimer = setTimeout(() => {
+      detailTimer = null;
+      loadDetail().catch(() => {});
+    }, 2000);
+  }
+
   let cadenceTimer = null;
   function refreshCadenceSoon() {
     if (cadenceTimer) return;
@@ -360,6 +369,7 @@
         state.detail.highest_multiplier = Math.max(state.detail.highest_multiplier || 0, b.round_result);
         $('#stat-bets').textContent = num(state.detail.total_bets);
         $('#stat-highest').textContent = mult(state.detail.highest_multiplier);
+        refreshDetailSoon();
       },
       round: (r) => {
         state.lastRoundAt = Date.now();

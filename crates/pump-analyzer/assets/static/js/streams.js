@@ -22,7 +22,7 @@
       ...streams.map((s) =>
         el(
           'tr',
-          { class: 'clickable', dataset: { id: s.id }, onclick: () => window.location.assign(`/streams/${s.id}`) },
+          { class: 'clickable', tabindex: 0, dataset: { id: s.id }, onclick: () => window.location.assign(`/streams/${s.id}`), onkeydown: (e) => { if (e.key === 'Enter') window.location.assign(`/streams/${s.id}`); } },
           el('td', { class: 'mono', title: s.server_seed_hashed }, short(s.server_seed_hashed, 12)),
           el('td', { class: 'mono' }, s.client_seed),
           el('td', { title: s.last_seen_at, class: 'last-seen', dataset: { at: s.last_seen_at } }, relative(s.last_seen_at)),
