@@ -16,5 +16,5 @@ for _ in $(seq 1 100); do
   curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
   sleep 0.1
 done
-BENCH_URL="http://127.0.0.1:$PORT" target/release/examples/readbench "$@"
+BENCH_PID=$SERVER BENCH_URL="http://127.0.0.1:$PORT" target/release/examples/readbench "$@"
 echo "server RSS: $(ps -o rss= -p $SERVER) KiB"

@@ -184,6 +184,40 @@ async fn reads(url: String, bets: u64, streams: u64) {
         }
         report(name, ms);
     }
+    // Export of the big stream (twice): streamed, so the server's memory should not grow with it.
+    for _ in 0..2 {
+        export(&client, &url, &big).await;
+    }
+}
+
+async fn export(client: &reqwest::Client, url: &str, big: &str) {
+    let before = server_rss_kib();
+    let started = Instant::now();
+    let response = client.get(format!("{url}/live/streams/{big}/export.csv")).send().await.unwrap();
+    let mut stream = response.bytes_stream();
+    let (mut bytes, mut lines, mut peak) = (0usize, 0usize, before);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        bytes += chunk.len();
+        lines += chunk.iter().filter(|b| **b == b'\n').count();
+        peak = peak.max(server_rss_kib());
+    }
+    println!(
+        "export.csv: {lines} lines, {:.1} MiB in {:.1} s; server RSS {before} KiB before, peak {peak} KiB during",
+        bytes as f64 / 1048576.0,
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Resident memory of the server (`BENCH_PID`), in KiB; 0 when unknown.
+fn server_rss_kib() -> u64 {
+    let Ok(pid) = std::env::var("BENCH_PID") else { return 0 };
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 const BIG_SEED: &str = "readbench-server-seed";
