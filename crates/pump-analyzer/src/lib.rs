@@ -9,6 +9,7 @@ pub mod security;
 pub mod session;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -28,6 +29,8 @@ use store::{Store, StoreOptions};
 pub enum StartError {
     Bind(std::io::Error),
     Store(store::StoreError),
+    /// The certificate or key could not be used.
+    Tls(String),
     /// A configured feature this build cannot provide; refusing beats silently ignoring it.
     Unsupported(&'static str),
 }
@@ -37,6 +40,7 @@ impl std::fmt::Display for StartError {
         match self {
             StartError::Bind(e) => write!(f, "cannot listen: {e}"),
             StartError::Store(e) => write!(f, "cannot open the database: {e}"),
+            StartError::Tls(e) => write!(f, "cannot serve HTTPS: {e}"),
             StartError::Unsupported(what) => write!(f, "{what}"),
         }
     }
@@ -47,6 +51,7 @@ impl std::error::Error for StartError {}
 /// A built application: database open and migrated, socket bound, not yet serving.
 pub struct Application {
     listener: TcpListener,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     address: SocketAddr,
     state: AppState,
     secret_source: SecretKeySource,
@@ -55,12 +60,10 @@ pub struct Application {
 impl Application {
     /// Opens the store and binds the socket (port 0 picks a free port, as tests do).
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
-        if settings.tls_enabled() {
-            return Err(StartError::Unsupported(
-                "TLS_CERT_FILE/TLS_KEY_FILE: serving HTTPS directly is not available in this build yet; \
-                 unset them and put a TLS-terminating proxy in front",
-            ));
-        }
+        let tls = match (&settings.tls_cert_file, &settings.tls_key_file) {
+            (Some(cert), Some(key)) => Some(tls::load(cert, key).map_err(StartError::Tls)?),
+            _ => None,
+        };
         if settings.redis_url.is_some() {
             return Err(StartError::Unsupported(
                 "REDIS_URL: the Redis backend is not available in this build yet; unset it to run one instance",
@@ -93,7 +96,7 @@ impl Application {
             metrics: Arc::default(),
             closing: Arc::new(tokio::sync::watch::channel(false).0),
         };
-        Ok(Self { listener, address, state, secret_source })
+        Ok(Self { listener, tls, address, state, secret_source })
     }
 
     /// The address actually bound.
@@ -143,8 +146,16 @@ impl Application {
             // End SSE responses so the graceful shutdown does not wait for them forever.
             closing.send_replace(true);
         };
-        axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await
+        match self.tls {
+            Some(config) => {
+                let listener = tls::TlsListener::new(self.listener, config)?;
+                let service = app.into_make_service_with_connect_info::<tls::TlsPeer>();
+                axum::serve(listener, service).with_graceful_shutdown(shutdown).await
+            }
+            None => {
+                let service = app.into_make_service_with_connect_info::<SocketAddr>();
+                axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await
+            }
+        }
     }
 }

@@ -68,10 +68,11 @@ fn parse_hop(item: &str) -> Option<IpAddr> {
 
 /// Middleware: computes [`ClientIp`] and [`ForwardedHttps`] once per request.
 pub async fn layer(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let peer = request
-        .extensions()
+    let extensions = request.extensions();
+    let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip())
+        .or_else(|| extensions.get::<ConnectInfo<crate::tls::TlsPeer>>().map(|ConnectInfo(p)| p.0.ip()))
         .unwrap_or(IpAddr::from([127, 0, 0, 1]));
     let proxies = &state.settings.trusted_proxies;
     let headers = request.headers();

@@ -13,4 +13,5 @@ mod security;
 mod seeds;
 mod sessions;
 mod streams;
+mod tls;
 mod verify;
