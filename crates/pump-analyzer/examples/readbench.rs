@@ -220,6 +220,34 @@ fn server_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// Holds `n` idle SSE connections on `/live/events` and reports the server's memory per connection.
+async fn idle(url: String, n: usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = url.trim_start_matches("http://").to_string();
+    let before = server_rss_kib();
+    let started = Instant::now();
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.expect("connect");
+        let request = format!("GET /live/events HTTP/1.1\r\nHost: {address}\r\nAccept: text/event-stream\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut head = [0u8; 512];
+        let read = stream.read(&mut head).await.unwrap();
+        assert!(head[..read].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head[..read]));
+        held.push(stream);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = server_rss_kib();
+    let metrics = reqwest::get(format!("{url}/metrics")).await.unwrap().text().await.unwrap();
+    let clients = metrics.lines().find(|l| l.starts_with("pump_sse_clients ")).unwrap_or("?").to_string();
+    println!(
+        "{n} idle SSE connections opened in {:.1} s ({clients}); server RSS {before} → {after} KiB: {:.1} KiB per connection",
+        started.elapsed().as_secs_f64(),
+        (after.saturating_sub(before)) as f64 / n as f64
+    );
+    drop(held);
+}
+
 const BIG_SEED: &str = "readbench-server-seed";
 
 fn big_hash() -> String {
@@ -284,6 +312,7 @@ async fn main() {
             let streams = args.next().and_then(|s| s.parse().ok()).unwrap_or(10_000);
             reads(url, bets, streams).await
         }
-        other => panic!("unknown mode {other}: sse [seconds] | reads [bets] [streams]"),
+        "idle" => idle(url, args.next().and_then(|s| s.parse().ok()).unwrap_or(10_000)).await,
+        other => panic!("unknown mode {other}: sse [seconds] | reads [bets] [streams] | idle [connections]"),
     }
 }

@@ -6,6 +6,7 @@ pub mod http;
 pub mod live;
 pub mod metrics;
 pub mod security;
+pub mod serve;
 pub mod session;
 pub mod store;
 pub mod telemetry;
@@ -147,15 +148,8 @@ impl Application {
             closing.send_replace(true);
         };
         match self.tls {
-            Some(config) => {
-                let listener = tls::TlsListener::new(self.listener, config)?;
-                let service = app.into_make_service_with_connect_info::<tls::TlsPeer>();
-                axum::serve(listener, service).with_graceful_shutdown(shutdown).await
-            }
-            None => {
-                let service = app.into_make_service_with_connect_info::<SocketAddr>();
-                axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await
-            }
+            Some(config) => serve::serve(tls::TlsListener::new(self.listener, config)?, app, shutdown).await,
+            None => serve::serve(self.listener, app, shutdown).await,
         }
     }
 }

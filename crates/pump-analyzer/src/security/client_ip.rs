@@ -72,7 +72,6 @@ pub async fn layer(State(state): State<AppState>, mut request: Request, next: Ne
     let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip())
-        .or_else(|| extensions.get::<ConnectInfo<crate::tls::TlsPeer>>().map(|ConnectInfo(p)| p.0.ip()))
         .unwrap_or(IpAddr::from([127, 0, 0, 1]));
     let proxies = &state.settings.trusted_proxies;
     let headers = request.headers();

@@ -347,3 +347,38 @@ async fn ipv6_loopback_binding_works() {
     let ingest = app.ingest(&json!(bet("v6", 1))).await;
     assert_eq!(ingest.status(), 200);
 }
+
+/// Slow loris: a client that trickles its request headers is disconnected once the header-read
+/// time limit passes, and other clients are served meanwhile.
+#[tokio::test]
+async fn a_client_trickling_its_headers_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = crate::helpers::spawn_app(&[]).await;
+    let address = app.address.trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n").await.unwrap();
+    let started = std::time::Instant::now();
+    let mut closed = false;
+    while started.elapsed() < std::time::Duration::from_secs(20) {
+        // One more header byte every half second: never a complete request.
+        if slow.write_all(b"X").await.is_err() {
+            closed = true;
+            break;
+        }
+        let mut buf = [0u8; 256];
+        match tokio::time::timeout(std::time::Duration::from_millis(500), slow.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed = true;
+                break;
+            }
+            Ok(Ok(_)) => {
+                closed = true; // the server answered (408) and will close
+                break;
+            }
+            Err(_) => {}
+        }
+        assert_eq!(app.get("/healthz").await.0, 200, "other clients are served meanwhile");
+    }
+    assert!(closed, "the trickling connection was still open after {:?}", started.elapsed());
+    assert!(started.elapsed() >= std::time::Duration::from_secs(9), "cut off too early: {:?}", started.elapsed());
+}
