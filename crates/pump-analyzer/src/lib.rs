@@ -70,7 +70,7 @@ impl Application {
                 "REDIS_URL: the Redis backend is not available in this build yet; unset it to run one instance",
             ));
         }
-        let options = StoreOptions { rounds_retention: settings.rounds_retention };
+        let options = StoreOptions { rounds_retention: settings.rounds_retention, max_pages: None };
         let hub = live::hub::Hub::new();
         let store = Store::open(&settings.database, options, hub.clone()).await.map_err(StartError::Store)?;
         let (secret, secret_source) = store

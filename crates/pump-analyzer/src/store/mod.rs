@@ -104,6 +104,9 @@ pub struct RunQuery {
 #[derive(Debug, Clone, Copy)]
 pub struct StoreOptions {
     pub rounds_retention: u64,
+    /// Caps the SQLite file at this many pages (`PRAGMA max_page_count`); `None` in production.
+    /// Lets tests reproduce a full disk exactly as SQLite reports it.
+    pub max_pages: Option<u64>,
 }
 
 /// Forwards a call to the backend in use.
