@@ -6,6 +6,7 @@ mod events;
 pub mod extract;
 mod health;
 mod ingest;
+pub mod openapi;
 mod pages;
 pub mod query;
 pub mod runs;
@@ -65,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .merge(runs::router())
         .merge(session::router())
         .merge(pages::router())
+        .merge(openapi::router())
         .fallback(not_found)
         .layer(middleware::from_fn(pages::layer))
         .layer(middleware::from_fn_with_state(state.clone(), crate::session::layer::layer))

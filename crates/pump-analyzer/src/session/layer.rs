@@ -41,6 +41,7 @@ pub fn exempt(path: &str) -> bool {
     path == "/live/ingest"
         || path == "/healthz"
         || path == "/metrics"
+        || path == "/openapi.json"
         || path.starts_with("/static/")
         || path == "/favicon.ico"
 }

@@ -8,6 +8,7 @@ mod durability;
 mod events;
 mod helpers;
 mod ingest;
+mod openapi;
 mod runs;
 mod security;
 mod seeds;

@@ -1,0 +1,204 @@
+//! `/openapi.json` against reality: every documented operation is called, and every JSON answer
+//! is validated against the schema documented for its status (a small validator for the JSON
+//! Schema subset the document uses: `$ref`, `type`, `const`, `oneOf`, `properties`, `required`,
+//! `items`, `additionalProperties`).
+
+use std::collections::HashSet;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, bet_on, spawn_app};
+
+fn resolve<'a>(schema: &'a Value, doc: &'a Value) -> &'a Value {
+    match schema.get("$ref").and_then(Value::as_str) {
+        Some(r) => resolve(&doc["components"]["schemas"][r.trim_start_matches("#/components/schemas/")], doc),
+        None => schema,
+    }
+}
+
+fn type_matches(kind: &str, value: &Value) -> bool {
+    match kind {
+        "null" => value.is_null(),
+        "boolean" => value.is_boolean(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        "string" => value.is_string(),
+        "array" => value.is_array(),
+        "object" => value.is_object(),
+        _ => false,
+    }
+}
+
+fn validate(schema: &Value, value: &Value, doc: &Value, at: &str) -> Result<(), String> {
+    let schema = resolve(schema, doc);
+    assert!(!schema.is_null(), "dangling $ref at {at}");
+    if let Some(one_of) = schema.get("oneOf").and_then(Value::as_array) {
+        return if one_of.iter().any(|s| validate(s, value, doc, at).is_ok()) {
+            Ok(())
+        } else {
+            Err(format!("{at}: {value} matches none of oneOf"))
+        };
+    }
+    if let Some(expected) = schema.get("const")
+        && expected != value
+    {
+        return Err(format!("{at}: expected {expected}, got {value}"));
+    }
+    if let Some(kind) = schema.get("type") {
+        let ok = match kind {
+            Value::String(k) => type_matches(k, value),
+            Value::Array(ks) => ks.iter().filter_map(Value::as_str).any(|k| type_matches(k, value)),
+            _ => true,
+        };
+        if !ok {
+            return Err(format!("{at}: {value} is not of type {kind}"));
+        }
+    }
+    if let Some(object) = value.as_object() {
+        for name in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+            let name = name.as_str().unwrap();
+            if !object.contains_key(name) {
+                return Err(format!("{at}: required field {name} missing in {value}"));
+            }
+        }
+        let properties = schema.get("properties").and_then(Value::as_object);
+        for (key, item) in object {
+            if let Some(property) = properties.and_then(|p| p.get(key)) {
+                validate(property, item, doc, &format!("{at}.{key}"))?;
+            } else if let Some(extra) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+                validate(extra, item, doc, &format!("{at}.{key}"))?;
+            }
+        }
+    }
+    if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
+        for (n, item) in array.iter().enumerate() {
+            validate(items, item, doc, &format!("{at}[{n}]"))?;
+        }
+    }
+    Ok(())
+}
+
+fn template_matches(template: &str, path: &str) -> bool {
+    let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len() && t.iter().zip(&p).all(|(a, b)| (a.starts_with('{') && !b.is_empty()) || a == b)
+}
+
+struct Checker<'a> {
+    app: &'a TestApp,
+    doc: Value,
+    seen: HashSet<(String, String)>,
+}
+
+impl Checker<'_> {
+    async fn call(&mut self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let bare = path.split('?').next().unwrap();
+        let paths = self.doc["paths"].as_object().unwrap();
+        let (template, item) = paths
+            .iter()
+            .filter(|(t, item)| template_matches(t, bare) && item.get(method.as_str().to_lowercase()).is_some())
+            // Literal segments beat parameters (/runs/active before /runs/{id}).
+            .min_by_key(|(t, _)| t.matches('{').count())
+            .unwrap_or_else(|| panic!("{method} {path} is not documented"));
+        let operation = &item[method.as_str().to_lowercase()];
+        let response = if method == Method::GET {
+            self.app.client.get(self.app.url(path)).send().await.unwrap()
+        } else {
+            let mut request = self.app.write(method.clone(), path).await;
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            request.send().await.unwrap()
+        };
+        let status = response.status().as_u16().to_string();
+        let documented = &operation["responses"][&status];
+        assert!(!documented.is_null(), "{method} {path} answered {status}, which is not documented");
+        self.seen.insert((method.as_str().to_lowercase(), template.clone()));
+        let Some(schema) = documented["content"].get("application/json").map(|c| c["schema"].clone()) else {
+            return Value::Null;
+        };
+        let value: Value = response.json().await.unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e})"));
+        if let Err(problem) = validate(&schema, &value, &self.doc, "$") {
+            panic!("{method} {path} ({status}) does not match its schema: {problem}");
+        }
+        value
+    }
+}
+
+#[tokio::test]
+async fn every_documented_operation_answers_as_documented() {
+    let app = spawn_app(&[("INGEST_RATE_LIMIT", "0")]).await;
+    let doc: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    // The validator itself refuses what does not match.
+    let list = json!({"$ref": "#/components/schemas/StreamList"});
+    assert!(validate(&list, &json!({"streams": [], "total": 0, "limit": 50, "offset": 0}), &doc, "$").is_ok());
+    assert!(validate(&list, &json!({"streams": 5, "total": 0, "limit": 50, "offset": 0}), &doc, "$").is_err());
+    assert!(
+        validate(&list, &json!({"streams": [{"id": "x"}], "total": 0, "limit": 50, "offset": 0}), &doc, "$").is_err()
+    );
+    assert!(validate(&list, &json!({"total": 0, "limit": 50, "offset": 0}), &doc, "$").is_err());
+    let mut c = Checker { app: &app, doc, seen: HashSet::new() };
+    let get = Method::GET;
+
+    c.call(get.clone(), "/healthz", None).await;
+    c.call(get.clone(), "/api/config", None).await;
+    c.call(get.clone(), "/api/session/info", None).await;
+    c.call(get.clone(), "/api/session/csrf-token", None).await;
+    let r = c.call(Method::POST, "/live/ingest", Some(bet_on("h", "c", "b1", 1, 400.02, "expert"))).await;
+    let id = r["streamId"].as_str().unwrap().to_string();
+    c.call(Method::POST, "/live/ingest", Some(json!([bet_on("h", "c", "b2", 9, 1.63, "expert"), {"bad": 1}]))).await;
+    c.call(Method::POST, "/live/ingest", Some(json!({"id": "x"}))).await;
+    c.call(get.clone(), "/live/streams", None).await;
+    c.call(get.clone(), "/live/streams?limit=0", None).await;
+    c.call(get.clone(), &format!("/live/streams/{id}"), None).await;
+    c.call(get.clone(), "/live/streams/nope", None).await;
+    c.call(get.clone(), &format!("/live/streams/{id}/bets?min_multiplier=1"), None).await;
+    c.call(get.clone(), &format!("/live/streams/{id}/tail"), None).await;
+    c.call(get.clone(), &format!("/live/streams/{id}/rounds"), None).await;
+    c.call(get.clone(), &format!("/live/streams/{id}/cadence"), None).await;
+    c.call(get.clone(), &format!("/live/streams/{id}/metrics?multipliers=400.02"), None).await;
+    c.call(get.clone(), &format!("/live/streams/{id}/export.csv"), None).await;
+    c.call(Method::PUT, &format!("/live/streams/{id}"), Some(json!({"notes": "n"}))).await;
+    c.call(Method::PUT, &format!("/live/streams/{id}"), Some(json!({"notes": 1}))).await;
+    c.call(Method::POST, "/live/seeds", Some(json!({"server_seed": "s"}))).await;
+    c.call(get.clone(), "/live/seeds", None).await;
+    c.call(get.clone(), "/verify?server_seed=a&client_seed=b&nonce=1&difficulty=hard", None).await;
+    c.call(get.clone(), "/verify?nonce=0", None).await;
+    let run = json!({"server_seed": "a", "client_seed": "b", "start": 1, "end": 5000, "difficulty": "easy", "targets": [24.5, 1.0]});
+    let run = c.call(Method::POST, "/runs", Some(run)).await;
+    let run_id = run["id"].as_str().unwrap().to_string();
+    c.call(get.clone(), "/runs?difficulty=easy", None).await;
+    c.call(get.clone(), "/runs/active", None).await;
+    c.call(get.clone(), &format!("/runs/{run_id}"), None).await;
+    c.call(get.clone(), &format!("/runs/{run_id}/progress"), None).await;
+    c.call(get.clone(), &format!("/runs/{run_id}/hits?limit=5"), None).await;
+    c.call(get.clone(), &format!("/runs/{run_id}/export/hits.csv"), None).await;
+    c.call(get.clone(), &format!("/runs/{run_id}/export/full.csv"), None).await;
+    c.call(Method::POST, &format!("/runs/{run_id}/cancel"), None).await;
+    c.call(Method::DELETE, &format!("/runs/{run_id}"), None).await;
+    c.call(get.clone(), &format!("/runs/{run_id}"), None).await;
+    c.call(Method::POST, "/api/session/validate-csrf", Some(json!({"csrf_token": "x"}))).await;
+    c.call(Method::POST, "/api/session/extend", None).await;
+    c.call(Method::DELETE, &format!("/live/streams/{id}"), None).await;
+    c.call(Method::POST, "/api/session/clear", None).await;
+    // SSE routes: only the status and content type are checked (the body never ends).
+    for path in [
+        format!("/live/streams/{}/events", "6f1c2d3e-0000-4000-8000-000000000000"),
+        "/live/events?last_event_id=-1".into(),
+    ] {
+        c.call(get.clone(), &path, None).await;
+    }
+    let response = app.client.get(app.url("/live/events")).send().await.unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    c.seen.insert(("get".into(), "/live/events".into()));
+
+    let documented: HashSet<(String, String)> = c.doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| item.as_object().unwrap().keys().map(move |m| (m.clone(), path.clone())))
+        .collect();
+    let missing: Vec<_> = documented.difference(&c.seen).collect();
+    assert!(missing.is_empty(), "documented but never exercised: {missing:?}");
+}
