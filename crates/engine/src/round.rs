@@ -32,6 +32,8 @@ pub struct Verification {
 #[derive(Clone)]
 pub struct RoundDeriver {
     hmac: KeyedHmac,
+    /// The CPU has a fast `pdep` (see [`fast_pdep`]).
+    fast_pdep: bool,
     message: Vec<u8>,
     prefix_len: usize,
 }
@@ -56,7 +58,7 @@ impl RoundDeriver {
         message.extend_from_slice(client_seed.as_bytes());
         message.push(b':');
         let prefix_len = message.len();
-        Self { hmac: KeyedHmac::new(server_seed.as_bytes()), message, prefix_len }
+        Self { hmac: KeyedHmac::new(server_seed.as_bytes()), fast_pdep: fast_pdep(), message, prefix_len }
     }
 
     fn digest(&mut self, nonce: u64, round: u64) -> [u8; 32] {
@@ -113,15 +115,17 @@ impl RoundDeriver {
         let m = difficulty.pops();
         let mut words = [0u32; 10];
         self.words(nonce, &mut words[..m]);
-        let mut pool: [u8; 25] = std::array::from_fn(|i| i as u8 + 1);
-        let mut len = 25usize;
-        let mut pop_point = u8::MAX;
-        for &x in &words[..m] {
-            let j = ((x as u64 * len as u64) >> 32) as usize;
-            pop_point = pop_point.min(pool[j]);
-            pool.copy_within(j + 1..len, j);
-            len -= 1;
-        }
+        let pop_point = if self.fast_pdep {
+            // SAFETY: `fast_pdep` is only set when the CPU reports BMI2.
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                pop_point_bmi2(&words[..m])
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            pop_point_portable(&words[..m])
+        } else {
+            pop_point_portable(&words[..m])
+        };
         finish(difficulty, pop_point)
     }
 
@@ -140,6 +144,71 @@ impl RoundDeriver {
     }
 }
 
+/// The smallest of the positions drawn by `words`: the selection shuffle on a list 1..=25, each
+/// draw removing its element.
+fn pop_point_portable(words: &[u32]) -> u8 {
+    let mut pool: [u8; 25] = std::array::from_fn(|i| i as u8 + 1);
+    let mut len = 25usize;
+    let mut pop_point = u8::MAX;
+    for &x in words {
+        let j = ((x as u64 * len as u64) >> 32) as usize;
+        pop_point = pop_point.min(pool[j]);
+        pool.copy_within(j + 1..len, j);
+        len -= 1;
+    }
+    pop_point
+}
+
+/// The same draws on a bitmask of the positions still in the pool: the j-th remaining position
+/// is the single bit `pdep(1 << j, remaining)` deposits. No memory moves, one instruction a draw.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "bmi2")]
+fn pop_point_bmi2(words: &[u32]) -> u8 {
+    let mut remaining: u32 = 0x03ff_fffe; // bits 1..=25
+    let mut pop_point = u32::MAX;
+    for (drawn, &x) in words.iter().enumerate() {
+        let j = ((x as u64 * (25 - drawn) as u64) >> 32) as u32;
+        let position = core::arch::x86_64::_pdep_u32(1 << j, remaining).trailing_zeros();
+        remaining &= !(1 << position);
+        pop_point = pop_point.min(position);
+    }
+    pop_point as u8
+}
+
+/// Whether to draw with `pdep`: the CPU must have BMI2, and `pdep` must be fast on it (some
+/// CPUs implement it in microcode, hundreds of cycles). Decided once per process by timing both
+/// ways on the same draws.
+fn fast_pdep() -> bool {
+    static FAST: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FAST.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("bmi2") {
+            let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+            let draws: Vec<[u32; 10]> = (0..4096)
+                .map(|_| {
+                    std::array::from_fn(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        seed as u32
+                    })
+                })
+                .collect();
+            let time = |f: &dyn Fn(&[u32]) -> u8| {
+                let started = std::time::Instant::now();
+                let sum: u32 = draws.iter().map(|w| u32::from(f(std::hint::black_box(w)))).sum();
+                std::hint::black_box(sum);
+                started.elapsed()
+            };
+            // SAFETY: BMI2 was detected just above.
+            let bmi2 = time(&|w| unsafe { pop_point_bmi2(w) });
+            let portable = time(&|w| pop_point_portable(w));
+            return bmi2 < portable;
+        }
+        false
+    })
+}
+
 fn finish(difficulty: Difficulty, pop_point: u8) -> RoundResult {
     let max_pumps = (pop_point as usize - 1).min(max_pumps_limit(difficulty));
     RoundResult { pop_point, max_pumps: max_pumps as u8, max_multiplier: multipliers(difficulty)[max_pumps] }
@@ -153,6 +222,26 @@ pub fn verify(server_seed: &str, client_seed: &str, nonce: u64, difficulty: Diff
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn both_draw_methods_agree() {
+        let mut seed = 42u64;
+        for _ in 0..20_000 {
+            let words: [u32; 10] = std::array::from_fn(|_| {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (seed >> 32) as u32
+            });
+            for m in [1, 3, 5, 10] {
+                let portable = pop_point_portable(&words[..m]);
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("bmi2") {
+                    // SAFETY: BMI2 detected.
+                    assert_eq!(unsafe { pop_point_bmi2(&words[..m]) }, portable, "{words:?} m={m}");
+                }
+                assert!((1..=25).contains(&portable));
+            }
+        }
+    }
 
     const SERVER: &str = "564e967b90f03d0153fdcb2d2d1cc5a5057e0df78163611fe3801d6498e681ca";
 

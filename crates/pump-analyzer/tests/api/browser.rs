@@ -3,6 +3,7 @@
 //! with a message, on a machine without Debian's `chromium` and `chromium-driver`; `.ci/run`
 //! installs them.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -18,7 +19,10 @@ struct Browser {
 }
 
 impl Drop for Browser {
+    /// chromedriver runs in its own process group with the browsers it starts: the whole group
+    /// goes, so no Chromium outlives its test.
     fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.driver.id())]).status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -42,6 +46,7 @@ impl Browser {
         };
         let port = free_port();
         let driver = Command::new(driver_path)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
