@@ -171,6 +171,11 @@ async fn reads(url: String, bets: u64, streams: u64) {
         ("GET …/bets (nonce_asc)", format!("{url}/live/streams/{big}/bets")),
         ("GET …/bets (id_desc)", format!("{url}/live/streams/{big}/bets?order=id_desc")),
         ("GET …/bets?min_multiplier=400", format!("{url}/live/streams/{big}/bets?min_multiplier=400")),
+        ("GET …/bets?min_multiplier=1066", format!("{url}/live/streams/{big}/bets?min_multiplier=1066&order=id_desc")),
+        (
+            "GET …/bets?min=1066&hard (none)",
+            format!("{url}/live/streams/{big}/bets?min_multiplier=1066&difficulty=hard"),
+        ),
         ("GET …/tail", format!("{url}/live/streams/{big}/tail?since_id={tail_from}&limit=100")),
     ];
     for (name, target) in cases {

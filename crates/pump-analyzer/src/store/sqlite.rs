@@ -74,6 +74,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/sqlite/0001_streams_bets_rounds.sql")),
         M::up(include_str!("../../migrations/sqlite/0002_read_side_seeds_runs.sql")),
         M::up(include_str!("../../migrations/sqlite/0003_sessions.sql")),
+        M::up(include_str!("../../migrations/sqlite/0004_stream_multipliers.sql")),
     ])
 }
 
@@ -259,6 +260,8 @@ struct StreamDelta {
     rounds: i64,
     /// difficulty → (bets, last bet id)
     difficulties: Vec<(&'static str, i64, i64)>,
+    /// (difficulty, multiplier in cents) → bets
+    multipliers: Vec<(&'static str, i64, i64)>,
     checked: i64,
     matched: i64,
 }
@@ -279,6 +282,11 @@ impl StreamDelta {
                 entry.2 = entry.2.max(id);
             }
             None => self.difficulties.push((name, 1, id)),
+        }
+        let key = cents(r);
+        match self.multipliers.iter_mut().find(|(d, c, _)| *d == name && *c == key) {
+            Some(entry) => entry.2 += 1,
+            None => self.multipliers.push((name, key, 1)),
         }
         if let Some(matched) = verified {
             self.checked += 1;
@@ -618,6 +626,14 @@ impl Writer {
                      DO UPDATE SET bets = bets + excluded.bets, last_bet = max(last_bet, excluded.last_bet)",
                 )?
                 .execute(params![pk, difficulty, bets, last_bet])?;
+        }
+        for (difficulty, mult_cents, bets) in &delta.multipliers {
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO stream_multipliers (stream_pk, difficulty, mult_cents, bets) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (stream_pk, difficulty, mult_cents) DO UPDATE SET bets = bets + excluded.bets",
+                )?
+                .execute(params![pk, difficulty, mult_cents, bets])?;
         }
         let retention = i64::try_from(self.options.rounds_retention).unwrap_or(i64::MAX);
         if rounds_count > retention {

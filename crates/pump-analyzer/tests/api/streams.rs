@@ -124,6 +124,12 @@ async fn detail_has_aggregates_breakdown_and_recent_bets() {
     assert_eq!(d["total_amount"], 24.0);
     assert_eq!(d["total_payout"], 2.0 * 78.0);
     assert_eq!(d["difficulty_breakdown"], json!({"expert": 8, "hard": 4}));
+    let (_, hard) = app.get(&format!("/live/streams/{id}/bets?difficulty=hard")).await;
+    assert_eq!(hard["total"], 4);
+    let (_, hard_big) = app.get(&format!("/live/streams/{id}/bets?difficulty=hard&min_multiplier=6")).await;
+    assert_eq!(hard_big["total"], 3);
+    let nonces: Vec<i64> = hard_big["bets"].as_array().unwrap().iter().map(|b| b["nonce"].as_i64().unwrap()).collect();
+    assert_eq!(nonces, vec![6, 9, 12]);
     let recent: Vec<i64> = d["recent_bets"].as_array().unwrap().iter().map(|b| b["nonce"].as_i64().unwrap()).collect();
     assert_eq!(recent, (3..=12).rev().collect::<Vec<_>>());
 }

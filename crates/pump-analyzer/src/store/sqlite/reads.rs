@@ -22,6 +22,8 @@ const BET_COLUMNS: &str = "b.id, s.id, b.antebot_bet_id, b.received_at, b.date_t
     b.payout_multiplier, b.difficulty, b.round_target, b.round_result, b.verified, b.expected_multiplier,
     b.nonce - (SELECT max(p.nonce) FROM bets p
                WHERE p.stream_pk = b.stream_pk AND p.mult_cents = b.mult_cents AND p.nonce < b.nonce)";
+/// Largest number of matching bets read through the multiplier index and sorted.
+const RANGE_SCAN_MAX: i64 = 20_000;
 const BET_FROM: &str = "bets b JOIN streams s ON s.pk = b.stream_pk";
 
 fn uuid(raw: String) -> rusqlite::Result<Uuid> {
@@ -191,25 +193,47 @@ impl SqliteStore {
             let min_cents = query.min_multiplier.map(cents);
             let mut filter = String::from("b.stream_pk = ?");
             let mut args: Vec<Sql> = vec![Sql::Integer(key.pk)];
+            let mut count_filter = String::from("stream_pk = ?");
             if let Some(min) = min_cents {
                 filter.push_str(" AND b.mult_cents >= ?");
+                count_filter.push_str(" AND mult_cents >= ?");
                 args.push(Sql::Integer(min));
             }
             if let Some(d) = &query.difficulty {
                 filter.push_str(" AND b.difficulty = ?");
+                count_filter.push_str(" AND difficulty = ?");
                 args.push(Sql::Text(d.clone()));
             }
+            // Exact totals from the per-multiplier counters: a sum over a few dozen rows.
+            let total: i64 = conn
+                .prepare_cached(&format!("SELECT coalesce(sum(bets), 0) FROM stream_multipliers WHERE {count_filter}"))?
+                .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
+            if total == 0 || query.offset >= total {
+                return Ok(BetPage { bets: Vec::new(), total, limit: query.limit, offset: query.offset, stream_id: key.id });
+            }
+            // Few bets in the multiplier range: take them from the multiplier index and sort
+            // them. Many: walk the stream in page order and skip the rest.
+            let in_range: i64 = match min_cents {
+                Some(min) => conn
+                    .prepare_cached(
+                        "SELECT coalesce(sum(bets), 0) FROM stream_multipliers WHERE stream_pk = ?1 AND mult_cents >= ?2",
+                    )?
+                    .query_row(params![key.pk, min], |r| r.get(0))?,
+                None => i64::MAX,
+            };
+            let index = match query.order {
+                _ if in_range <= RANGE_SCAN_MAX => "bets_by_multiplier",
+                BetOrder::NonceAsc => "bets_by_stream_nonce",
+                BetOrder::IdDesc => "bets_by_stream_id",
+            };
             let order = match query.order {
                 BetOrder::NonceAsc => "b.nonce ASC, b.id ASC",
                 BetOrder::IdDesc => "b.id DESC",
             };
-            let total: i64 = if args.len() == 1 {
-                conn.query_row("SELECT total_bets FROM streams WHERE pk = ?1", [key.pk], |r| r.get(0))?
-            } else {
-                let sql = format!("SELECT count(*) FROM bets b WHERE {filter}");
-                conn.prepare_cached(&sql)?.query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?
-            };
-            let sql = format!("SELECT {BET_COLUMNS} FROM {BET_FROM} WHERE {filter} ORDER BY {order} LIMIT ? OFFSET ?");
+            let sql = format!(
+                "SELECT {BET_COLUMNS} FROM bets b INDEXED BY {index} JOIN streams s ON s.pk = b.stream_pk
+                 WHERE {filter} ORDER BY {order} LIMIT ? OFFSET ?"
+            );
             args.push(Sql::Integer(query.limit));
             args.push(Sql::Integer(query.offset));
             let bets = conn
