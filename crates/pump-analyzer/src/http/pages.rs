@@ -49,10 +49,34 @@ async fn config(axum::extract::State(state): axum::extract::State<AppState>) -> 
 const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
 connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
+/// Dashboard pages: the fragment inside `<main>`, its title and its script. They share
+/// `layout.html` (head, navigation); the login page stands alone.
+const PAGES: &[(&str, &str, &str)] = &[
+    ("index.html", "Live streams", "streams.js"),
+    ("stream.html", "Stream", "stream.js"),
+    ("runs.html", "Runs", "runs.js"),
+    ("run_new.html", "New run", "run_new.js"),
+    ("run.html", "Run", "run.js"),
+    ("verify.html", "Verify", "verify.js"),
+];
+
+fn render(name: &str) -> Option<String> {
+    let text = |file: &str| Pages::get(file).map(|f| String::from_utf8_lossy(&f.data).into_owned());
+    match PAGES.iter().find(|(file, _, _)| *file == name) {
+        Some((file, title, script)) => Some(
+            text("layout.html")?
+                .replace("{{title}}", title)
+                .replace("{{script}}", script)
+                .replace("{{body}}", &text(file)?),
+        ),
+        None => text(name),
+    }
+}
+
 pub fn page(name: &str) -> Response {
-    match Pages::get(name) {
-        Some(file) => {
-            let mut response = Response::new(Body::from(file.data.into_owned()));
+    match render(name) {
+        Some(html) => {
+            let mut response = Response::new(Body::from(html));
             let headers = response.headers_mut();
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
             headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
