@@ -122,3 +122,24 @@ async fn a_stalled_client_does_not_slow_ingest() {
     // Generous bound: only catches ingest blocking on the stalled client.
     assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn an_idle_stream_gets_keep_alive_comments_well_within_15_seconds() {
+    use futures_util::StreamExt;
+    let app = spawn_app(OPEN).await;
+    let response = app.client.get(app.url("/live/events")).send().await.unwrap();
+    let mut body = response.bytes_stream();
+    let started = std::time::Instant::now();
+    let mut text = String::new();
+    while started.elapsed() < Duration::from_secs(14) {
+        match tokio::time::timeout(Duration::from_secs(14), body.next()).await {
+            Ok(Some(Ok(chunk))) => text.push_str(&String::from_utf8_lossy(&chunk)),
+            _ => break,
+        }
+        if text.contains(": keep-alive") {
+            break;
+        }
+    }
+    assert!(text.contains(": keep-alive"), "no keep-alive comment after {:?}: {text:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(14));
+}
