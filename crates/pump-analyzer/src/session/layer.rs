@@ -4,12 +4,13 @@
 //! For each request:
 //! 1. Exempt machine paths (`/live/ingest`, `/healthz`, `/static/…`) pass untouched.
 //! 2. The session cookie is verified (MAC) and looked up; an expired session is deleted.
-//! 3. Writes (POST/PUT/PATCH/DELETE) need a live session (401 `SESSION_REQUIRED` without a
-//!    cookie, 401 `SESSION_EXPIRED` with a dead one) and its CSRF token from the `X-CSRF-Token`
-//!    header, else the form field or JSON field `csrf_token` (403 `CSRF_INVALID`). A cookie-less
-//!    machine client may instead present a valid `X-Ingest-Token` when one is configured (a
-//!    cross-site form cannot set that header). `POST /api/session/validate-csrf` is the checker
-//!    and is exempt from the check.
+//! 3. Writes (POST/PUT/PATCH/DELETE) made with a session cookie need that session alive (401
+//!    `SESSION_EXPIRED`) and its CSRF token from the `X-CSRF-Token` header, else the form field or
+//!    JSON field `csrf_token` (403 `CSRF_INVALID`). A browser write without a session (it carries
+//!    `Origin` / `Sec-Fetch-Site`), and any cookie-less write to `/api/*`, is 401
+//!    `SESSION_REQUIRED`. Cookie-less machine clients (no `Origin`: scripts, bots, curl) are served
+//!    — with `DASHBOARD_PASSWORD` set only when they present a valid `X-Ingest-Token`.
+//!    `POST /api/session/validate-csrf` is the checker and is exempt from the check.
 //! 4. `/api/*` and dashboard pages create a session when there is none; on `/api/*` a dead
 //!    session is a 401 `SESSION_EXPIRED` (the cookie is cleared so the next page load starts
 //!    fresh).
@@ -180,10 +181,29 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
             return response;
         }
         Lookup::Missing if write && !checker => {
-            if state.tokens.required()
-                && state.tokens.check(request.headers().get("x-ingest-token").map(HeaderValue::as_bytes)).is_ok()
-            {
+            let headers = request.headers();
+            // Browsers mark every POST/PUT/PATCH/DELETE with Origin (and Sec-Fetch-Site); scripts,
+            // bots and the CLI send neither.
+            let from_browser = headers.contains_key(header::ORIGIN) || headers.contains_key("sec-fetch-site");
+            let token_ok = state.tokens.required()
+                && state.tokens.check(headers.get("x-ingest-token").map(HeaderValue::as_bytes)).is_ok();
+            if token_ok {
                 // A machine client authenticated by the ingest token: no browser, no CSRF.
+                return next.run(request).await;
+            }
+            if !from_browser && !api {
+                // SPEC §5 checks CSRF on writes made with a session cookie. A cookie-less
+                // non-browser client cannot be the victim of a forged request (a forged request
+                // comes from a browser, which always sends Origin), so it is served as before,
+                // unless a dashboard password protects everything.
+                if state.login.is_some() {
+                    audit::event(401, "write without login or ingest token", ip, &path);
+                    return refusal(
+                        StatusCode::UNAUTHORIZED,
+                        "LOGIN_REQUIRED",
+                        "DASHBOARD_PASSWORD is set: log in, or send a valid X-Ingest-Token",
+                    );
+                }
                 return next.run(request).await;
             }
             audit::event(401, "write without a session", ip, &path);

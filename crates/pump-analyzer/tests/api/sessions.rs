@@ -26,7 +26,8 @@ impl<'a> Browser<'a> {
         csrf: Option<&str>,
         body: Option<Value>,
     ) -> reqwest::Response {
-        let mut request = self.http.request(method, self.app.url(path));
+        // Like a browser: every request says where it comes from (here, the dashboard itself).
+        let mut request = self.http.request(method, self.app.url(path)).header("Origin", self.app.address.as_str());
         if let Some(cookie) = &self.cookie {
             request = request.header("Cookie", format!("pump_session={cookie}"));
         }
@@ -235,18 +236,42 @@ async fn sessions_expire_when_idle_and_status_polling_is_not_activity() {
     panic!("the session outlived its idle timeout while only being polled");
 }
 
+/// SPEC §5 checks CSRF on writes made with a session cookie. A cookie-less client that is not a
+/// browser (no `Origin`) is served; a browser without a session is not.
 #[tokio::test]
-async fn a_machine_client_with_the_ingest_token_may_write_without_a_session() {
-    let app = spawn_app(&[("INGEST_TOKEN", "machine-token")]).await;
+async fn cookie_less_machine_clients_write_but_browsers_need_a_session() {
+    let app = spawn_app(&[]).await;
     let body =
         json!({"server_seed": "s", "client_seed": "c", "start": 1, "end": 10, "difficulty": "easy", "targets": [1.0]});
-    let anonymous = reqwest::Client::new();
-    let response = anonymous.post(app.url("/runs")).json(&body).send().await.unwrap();
+    let machine = reqwest::Client::new();
+    let response = machine.post(app.url("/runs")).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 201, "a script posting without cookie or Origin");
+    for origin in ["https://evil.example", app.address.as_str()] {
+        let response = machine.post(app.url("/runs")).header("Origin", origin).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), 401, "a browser request from {origin} without a session");
+        assert_eq!(response.json::<Value>().await.unwrap()["code"], "SESSION_REQUIRED");
+    }
+    let response =
+        machine.post(app.url("/runs")).header("Sec-Fetch-Site", "cross-site").json(&body).send().await.unwrap();
     assert_eq!(response.status(), 401);
-    let response = anonymous.post(app.url("/runs")).header("X-Ingest-Token", "wrong").json(&body).send().await.unwrap();
+    let response = machine.post(app.url("/api/session/extend")).send().await.unwrap();
+    assert_eq!(response.status(), 401, "session endpoints always need a session");
+    assert_eq!(app.count("SELECT count(*) FROM runs"), 1);
+}
+
+#[tokio::test]
+async fn with_a_dashboard_password_machine_writes_need_the_ingest_token() {
+    let app = spawn_app(&[("INGEST_TOKEN", "machine-token"), ("DASHBOARD_PASSWORD", "pw")]).await;
+    let body =
+        json!({"server_seed": "s", "client_seed": "c", "start": 1, "end": 10, "difficulty": "easy", "targets": [1.0]});
+    let machine = reqwest::Client::new();
+    let response = machine.post(app.url("/runs")).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.json::<Value>().await.unwrap()["code"], "LOGIN_REQUIRED");
+    let response = machine.post(app.url("/runs")).header("X-Ingest-Token", "wrong").json(&body).send().await.unwrap();
     assert_eq!(response.status(), 401);
     let response =
-        anonymous.post(app.url("/runs")).header("X-Ingest-Token", "machine-token").json(&body).send().await.unwrap();
+        machine.post(app.url("/runs")).header("X-Ingest-Token", "machine-token").json(&body).send().await.unwrap();
     assert_eq!(response.status(), 201);
 }
 
