@@ -39,16 +39,21 @@ pub fn max_pumps_limit(difficulty: Difficulty) -> usize {
 }
 
 /// The `max_pumps` whose multiplier equals `multiplier` to two decimals, if any.
+/// A multiplier as whole cents: multipliers are compared to 2 decimals, as the tables print them,
+/// so 1066.73 typed by a user, sent by a bot or computed here is the same value.
+pub fn cents(multiplier: f64) -> i64 {
+    (multiplier * 100.0).round() as i64
+}
+
 pub fn pumps_for_multiplier(difficulty: Difficulty, multiplier: f64) -> Option<usize> {
-    let cents = (multiplier * 100.0).round();
-    multipliers(difficulty).iter().position(|m| (m * 100.0).round() == cents)
+    let target = cents(multiplier);
+    multipliers(difficulty).iter().position(|m| cents(*m) == target)
 }
 
 /// The smallest `max_pumps` whose multiplier is at least `threshold` (a "hit" of that tier).
 pub fn pumps_at_least(difficulty: Difficulty, threshold: f64) -> Option<usize> {
-    // Compare in cents so 1066.73 typed by a user matches the table's 1066.73.
-    let cents = (threshold * 100.0).round();
-    multipliers(difficulty).iter().position(|m| (m * 100.0).round() >= cents)
+    let threshold = cents(threshold);
+    multipliers(difficulty).iter().position(|m| cents(*m) >= threshold)
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use http::{StatusCode, header};
 use pump_engine::scan::{ScanControl, ScanError, ScanRequest};
+use pump_engine::tables::cents;
 use pump_engine::{Difficulty, RoundDeriver};
 use serde_json::{Map, Value, json};
 use tokio::sync::Semaphore;
@@ -217,7 +218,7 @@ fn parse_spec(body: &Value) -> Result<RunSpec> {
                     _ => None,
                 };
                 match v {
-                    Some(v) if (1.0..1e9).contains(&v) => targets.push((v * 100.0).round() / 100.0),
+                    Some(v) if (1.0..1e9).contains(&v) => targets.push(cents(v) as f64 / 100.0),
                     _ => bad = true,
                 }
             }
@@ -283,7 +284,7 @@ fn summarize(hits: &[RunHit], targets: &[f64]) -> Value {
     };
     let mut counts = Map::new();
     for &t in targets {
-        let n = hits.iter().filter(|h| (h.max_multiplier * 100.0).round() == (t * 100.0).round()).count();
+        let n = hits.iter().filter(|h| cents(h.max_multiplier) == cents(t)).count();
         counts.insert(target_key(t), json!(n));
     }
     let mut top: Vec<&RunHit> = hits.iter().collect();

@@ -10,6 +10,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use http::header;
 use pump_engine::Difficulty;
+use pump_engine::tables::cents;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -125,7 +126,7 @@ async fn cadence(State(state): State<AppState>, PathId(raw): PathId, params: Par
     let key = resolve(&state, &raw).await?;
     let mut tiers = params.numbers("tiers", 20)?.unwrap_or_else(|| DEFAULT_TIERS.to_vec());
     tiers.sort_by(f64::total_cmp);
-    tiers.dedup_by(|a, b| (*a * 100.0).round() == (*b * 100.0).round());
+    tiers.dedup_by(|a, b| cents(*a) == cents(*b));
     let k = params.int("k", 10, 1, 1000)? as usize;
     let band = params.opt_number("band", 0.0)?.unwrap_or(400.0);
     let min = tiers.first().copied().unwrap_or(1.0);
@@ -146,7 +147,7 @@ async fn cadence(State(state): State<AppState>, PathId(raw): PathId, params: Par
 async fn metrics(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<Value>> {
     let key = resolve(&state, &raw).await?;
     let mut pinned = params.numbers("multipliers", 50)?.unwrap_or_else(|| DEFAULT_TIERS.to_vec());
-    pinned.dedup_by(|a, b| (*a * 100.0).round() == (*b * 100.0).round());
+    pinned.dedup_by(|a, b| cents(*a) == cents(*b));
     let min = pinned.iter().copied().fold(f64::INFINITY, f64::min);
     let data = state.store.round_scan(key, min, 0).await?;
     let difficulty = odds_difficulty(&params, data.difficulty.as_deref())?;
@@ -271,7 +272,7 @@ async fn export(State(state): State<AppState>, PathId(raw): PathId) -> Result<Re
             Ok(rows) => {
                 c.done = (rows.len() as i64) < EXPORT_CHUNK;
                 for mut b in rows {
-                    let key = (b.round_result * 100.0).round() as i64;
+                    let key = cents(b.round_result);
                     b.distance_prev = c.last_by_multiplier.insert(key, b.nonce).map(|prev| b.nonce - prev);
                     c.after = (b.nonce, b.id);
                     bet_row(&mut out, &b);

@@ -4,16 +4,11 @@
 
 use pump_engine::Difficulty;
 use pump_engine::odds::{expected_gap_at_least, mean_gap_exactly, p_exactly, p_result_at_least};
-use pump_engine::tables::pumps_for_multiplier;
+use pump_engine::tables::{cents, pumps_for_multiplier};
 use serde::Serialize;
 
 use crate::store::RoundScan;
 use crate::store::model::Round;
-
-/// Multipliers compared to 2 decimals, as integer cents.
-fn cents(m: f64) -> i64 {
-    (m * 100.0).round() as i64
-}
 
 /// One gap between consecutive hits, ending at `nonce`.
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -5,6 +5,7 @@
 //! job, so ingest and other requests interleave with a long verification instead of waiting for
 //! it. Bets arriving after the reveal are verified by the writer as they are stored.
 
+use pump_engine::tables::cents;
 use pump_engine::{Difficulty, RoundDeriver};
 use uuid::Uuid;
 
@@ -37,7 +38,7 @@ pub async fn verify_stream(
                 .filter_map(|(id, nonce, difficulty, recorded)| {
                     let difficulty: Difficulty = difficulty.parse().ok()?;
                     let expected = engine.result(u64::try_from(*nonce).ok()?, difficulty).max_multiplier;
-                    let matched = (expected * 100.0).round() == (recorded * 100.0).round();
+                    let matched = cents(expected) == cents(*recorded);
                     Some((*id, expected, matched))
                 })
                 .collect();

@@ -295,10 +295,7 @@ impl StreamDelta {
     }
 }
 
-/// Multipliers are compared to 2 decimals, as integer cents.
-pub(crate) fn cents(multiplier: f64) -> i64 {
-    (multiplier * 100.0).round() as i64
-}
+pub(crate) use pump_engine::tables::cents;
 
 impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Job>) {
