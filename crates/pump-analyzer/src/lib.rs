@@ -61,6 +61,12 @@ pub struct Application {
 impl Application {
     /// Opens the store and binds the socket (port 0 picks a free port, as tests do).
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        Self::build_with_database_limit(settings, None).await
+    }
+
+    /// [`build`](Self::build) with the SQLite file capped at `max_pages` pages: how tests
+    /// reproduce a full disk exactly as SQLite reports it.
+    pub async fn build_with_database_limit(settings: Settings, max_pages: Option<u64>) -> Result<Self, StartError> {
         let tls = match (&settings.tls_cert_file, &settings.tls_key_file) {
             (Some(cert), Some(key)) => Some(tls::load(cert, key).map_err(StartError::Tls)?),
             _ => None,
@@ -70,7 +76,7 @@ impl Application {
                 "REDIS_URL: the Redis backend is not available in this build yet; unset it to run one instance",
             ));
         }
-        let options = StoreOptions { rounds_retention: settings.rounds_retention, max_pages: None };
+        let options = StoreOptions { rounds_retention: settings.rounds_retention, max_pages };
         let hub = live::hub::Hub::new();
         let store = Store::open(&settings.database, options, hub.clone()).await.map_err(StartError::Store)?;
         let (secret, secret_source) = store

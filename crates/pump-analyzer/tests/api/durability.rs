@@ -67,3 +67,38 @@ async fn every_acknowledged_bet_survives_kill_9_during_a_load() {
     );
     println!("{CYCLES} kill -9 cycles: {} acknowledged bets, 0 lost", acked.len());
 }
+
+/// A full disk: ingest answers 503 with a message (never 500), and what was acknowledged before
+/// is all still served.
+#[tokio::test]
+async fn a_full_disk_answers_503_and_keeps_what_was_acknowledged() {
+    let dir = crate::helpers::TempDir::new();
+    let mut vars = std::collections::HashMap::new();
+    vars.insert("API_PORT".to_string(), "0".to_string());
+    vars.insert("INGEST_RATE_LIMIT".to_string(), "0".to_string());
+    vars.insert("DATABASE_URL".to_string(), format!("sqlite://{}", dir.path().join("full.db").display()));
+    let settings = pump_analyzer::config::Settings::from_vars(&vars, &Default::default()).unwrap();
+    let app = pump_analyzer::Application::build_with_database_limit(settings, Some(600)).await.unwrap();
+    let url = format!("http://{}", app.address());
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let client = reqwest::Client::new();
+    let mut acknowledged = 0;
+    let mut refusal = None;
+    for n in 1..=5000 {
+        let response =
+            client.post(format!("{url}/live/ingest")).json(&bet(&format!("full-{n}"), n)).send().await.unwrap();
+        match response.status().as_u16() {
+            200 => acknowledged += 1,
+            status => {
+                refusal = Some((status, response.json::<Value>().await.unwrap()));
+                break;
+            }
+        }
+    }
+    let (status, body) = refusal.expect("the capped database filled up");
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("unavailable"), "{body}");
+    assert!(acknowledged > 10);
+    let streams: Value = client.get(format!("{url}/live/streams")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(streams["streams"][0]["total_bets"], acknowledged, "every acknowledged bet is still there");
+}
