@@ -14,7 +14,9 @@ use crate::store::model::{BetRecord, StreamSummary};
 /// Events buffered for subscribers before a slow one starts lagging.
 const CAPACITY: usize = 4096;
 
-#[derive(Debug, Clone)]
+/// Serializable so that PostgreSQL deployments can carry events between instances (NOTIFY).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
 pub enum LiveEvent {
     /// A new seed pair appeared.
     Stream(Box<StreamSummary>),

@@ -1,7 +1,9 @@
 //! The storage interface. Every SQL statement of the program lives below this module; callers see
 //! typed operations only, so SQLite and PostgreSQL differ only here (SPEC §6, STYLE rule 4).
 
+mod delta;
 pub mod model;
+mod postgres;
 mod sqlite;
 
 use std::fmt;
@@ -14,6 +16,7 @@ use crate::live::hub::Hub;
 use crate::live::message::Message;
 use model::*;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// A storage failure. None of these is the client's fault.
@@ -114,6 +117,7 @@ macro_rules! dispatch {
     ($self:ident, $s:ident => $call:expr) => {
         match $self {
             Store::Sqlite($s) => $call,
+            Store::Postgres($s) => $call,
         }
     };
 }
@@ -122,6 +126,7 @@ macro_rules! dispatch {
 #[derive(Clone)]
 pub enum Store {
     Sqlite(Arc<SqliteStore>),
+    Postgres(Arc<PostgresStore>),
 }
 
 impl Store {
@@ -135,18 +140,16 @@ impl Store {
                     .map_err(|e| StoreError::Internal(e.to_string()))??;
                 Ok(Store::Sqlite(Arc::new(store)))
             }
-            DatabaseUrl::Postgres(_) => Err(StoreError::Unavailable(
-                "PostgreSQL is not supported by this build yet; use DATABASE_URL=sqlite://PATH".into(),
-            )),
+            DatabaseUrl::Postgres(url) => {
+                Ok(Store::Postgres(Arc::new(PostgresStore::open(url.expose(), options, hub).await?)))
+            }
         }
     }
 
     /// Stores validated messages atomically with respect to each other and durably: when this
     /// returns `Ok`, the data has been committed (SPEC §3.1 "Acknowledged means durable").
     pub async fn ingest(&self, messages: Vec<Message>) -> Result<Vec<IngestOutcome>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.ingest(messages).await,
-        }
+        dispatch!(self, s => s.ingest(messages).await)
     }
 
     /// The cookie-signing secret: the configured one, else the one generated on first start and
@@ -156,9 +159,7 @@ impl Store {
             return Ok((key.to_string(), SecretKeySource::Environment));
         }
         let fresh = crate::security::random_hex(32);
-        let (key, created) = match self {
-            Store::Sqlite(s) => s.setting_or_insert("secret_key", fresh).await?,
-        };
+        let (key, created) = dispatch!(self, s => s.setting_or_insert("secret_key", fresh).await?);
         let source = if created { SecretKeySource::GeneratedAndStored } else { SecretKeySource::LoadedFromDatabase };
         Ok((key, source))
     }
@@ -295,8 +296,6 @@ impl Store {
 
     /// Cheap liveness check of the database.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(s) => s.ping().await,
-        }
+        dispatch!(self, s => s.ping().await)
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Unix microseconds → RFC 3339 with microseconds, UTC (`2026-11-23T10:00:00.000000Z`).
@@ -14,7 +14,7 @@ pub fn iso(micros: i64) -> String {
 }
 
 /// Seed-reveal verification of a stream (SPEC §3.3); absent while the seed is unknown.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Verified {
     pub checked: i64,
     pub matched: i64,
@@ -25,7 +25,7 @@ pub struct Verified {
     pub pending: i64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Mismatch {
     pub bet_id: i64,
     pub antebot_bet_id: String,
@@ -35,7 +35,7 @@ pub struct Mismatch {
     pub expected_multiplier: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StreamSummary {
     pub id: Uuid,
     pub server_seed_hashed: String,
@@ -68,7 +68,7 @@ pub struct StreamDetail {
 }
 
 /// One stored bet as the API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct BetRecord {
     pub id: i64,
     pub stream_id: Uuid,

@@ -23,7 +23,7 @@ use pump_engine::{Difficulty, RoundDeriver};
 use super::model::{BetRecord, StreamSummary, iso};
 use super::{IngestOutcome, StoreError, StoreOptions};
 use crate::live::hub::{Hub, LiveEvent};
-use crate::live::message::{Message, NewBet};
+use crate::live::message::Message;
 
 mod reads;
 mod runs;
@@ -242,59 +242,7 @@ impl SqliteStore {
     }
 }
 
-fn now_micros() -> i64 {
-    chrono::Utc::now().timestamp_micros()
-}
-
-/// Per-stream changes accumulated while one job runs, written once per stream.
-#[derive(Default)]
-struct StreamDelta {
-    seen_at: i64,
-    bets: i64,
-    highest: Option<f64>,
-    lowest: Option<f64>,
-    sum_multiplier: f64,
-    amount: f64,
-    payout: f64,
-    max_nonce: i64,
-    rounds: i64,
-    /// difficulty → (bets, last bet id)
-    difficulties: Vec<(&'static str, i64, i64)>,
-    /// (difficulty, multiplier in cents) → bets
-    multipliers: Vec<(&'static str, i64, i64)>,
-    checked: i64,
-    matched: i64,
-}
-
-impl StreamDelta {
-    fn add_bet(&mut self, bet: &NewBet, id: i64, verified: Option<bool>) {
-        let r = bet.round_result;
-        self.bets += 1;
-        self.highest = Some(self.highest.map_or(r, |h| h.max(r)));
-        self.lowest = Some(self.lowest.map_or(r, |l| l.min(r)));
-        self.sum_multiplier += r;
-        self.amount += bet.amount;
-        self.payout += bet.payout;
-        let name = bet.difficulty.as_str();
-        match self.difficulties.iter_mut().find(|(d, _, _)| *d == name) {
-            Some(entry) => {
-                entry.1 += 1;
-                entry.2 = entry.2.max(id);
-            }
-            None => self.difficulties.push((name, 1, id)),
-        }
-        let key = cents(r);
-        match self.multipliers.iter_mut().find(|(d, c, _)| *d == name && *c == key) {
-            Some(entry) => entry.2 += 1,
-            None => self.multipliers.push((name, key, 1)),
-        }
-        if let Some(matched) = verified {
-            self.checked += 1;
-            self.matched += i64::from(matched);
-        }
-    }
-}
-
+pub(crate) use super::delta::{StreamDelta, now_micros};
 pub(crate) use pump_engine::tables::cents;
 
 impl Writer {

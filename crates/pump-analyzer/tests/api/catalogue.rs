@@ -8,8 +8,12 @@ use crate::helpers::{TestApp, bet, spawn_app};
 
 const TABLES: [&str; 7] = ["streams", "bets", "rounds", "runs", "run_hits", "revealed_seeds", "stream_difficulties"];
 
-fn snapshot(app: &TestApp) -> Vec<i64> {
-    TABLES.iter().map(|t| app.count(&format!("SELECT count(*) FROM {t}"))).collect()
+async fn snapshot(app: &TestApp) -> Vec<i64> {
+    let mut counts = Vec::with_capacity(TABLES.len());
+    for table in TABLES {
+        counts.push(app.count(&format!("SELECT count(*) FROM {table}")).await);
+    }
+    counts
 }
 
 fn bodies() -> Vec<(&'static str, Vec<u8>)> {
@@ -46,7 +50,7 @@ async fn hostile_bodies_and_parameters_get_4xx_and_change_nothing() {
         )
         .await;
     let run = run["id"].as_str().unwrap().to_string();
-    let before = snapshot(&app);
+    let before = snapshot(&app).await;
 
     let writes = [
         (Method::POST, "/live/ingest".to_string()),
@@ -122,7 +126,7 @@ async fn hostile_bodies_and_parameters_get_4xx_and_change_nothing() {
         assert!((400..500).contains(&status), "{method} {path}: {status}");
         tried += 1;
     }
-    assert_eq!(snapshot(&app), before, "nothing stored was lost or changed");
+    assert_eq!(snapshot(&app).await, before, "nothing stored was lost or changed");
     assert!(tried > 100, "{tried} inputs tried");
     println!("bad-input catalogue: {tried} inputs over {} routes, all 4xx", writes.len() + reads.len() + 3);
 }

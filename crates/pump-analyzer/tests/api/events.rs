@@ -118,7 +118,7 @@ async fn a_stalled_client_does_not_slow_ingest() {
         let response = app.ingest(&Value::Array(items)).await;
         assert_eq!(response.status(), 200);
     }
-    assert_eq!(app.count("SELECT count(*) FROM bets"), 5001);
+    assert_eq!(app.count("SELECT count(*) FROM bets").await, 5001);
     // Generous bound: only catches ingest blocking on the stalled client.
     assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
 }

@@ -43,17 +43,89 @@ fn rand_suffix() -> String {
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
-    pub db_path: PathBuf,
-    _dir: TempDir,
+    pub database: TestDatabase,
+}
+
+/// The database a test server uses: a SQLite file in a fresh directory, or, when the suite runs
+/// with `PUMP_TEST_BACKEND=postgres`, a fresh PostgreSQL database on `TEST_DATABASE_URL`
+/// (created for the test and dropped after it).
+pub enum TestDatabase {
+    Sqlite { path: PathBuf, _dir: TempDir },
+    Postgres(PgDatabase),
+}
+
+impl TestDatabase {
+    /// A fresh database of the backend under test.
+    pub async fn fresh() -> Self {
+        if std::env::var("PUMP_TEST_BACKEND").is_ok_and(|b| b == "postgres") {
+            let admin = std::env::var("TEST_DATABASE_URL").expect(
+                "PUMP_TEST_BACKEND=postgres needs TEST_DATABASE_URL (scripts/test.sh sets it when PostgreSQL answers)",
+            );
+            return TestDatabase::Postgres(PgDatabase::create(&admin).await);
+        }
+        let dir = TempDir::new();
+        TestDatabase::Sqlite { path: dir.path().join("pump.db"), _dir: dir }
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            TestDatabase::Sqlite { path, .. } => format!("sqlite://{}", path.display()),
+            TestDatabase::Postgres(pg) => pg.url.clone(),
+        }
+    }
+}
+
+/// A PostgreSQL database made for one test; dropped (with its connections) when the test ends.
+pub struct PgDatabase {
+    pub url: String,
+    admin: String,
+    name: String,
+}
+
+impl PgDatabase {
+    pub async fn create(admin: &str) -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("pump_t_{}_{n}_{}", std::process::id(), rand_suffix());
+        let client = pg_connect(admin).await;
+        client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create the test database");
+        let base = admin.rsplit_once('/').map_or(admin, |(base, _)| base);
+        PgDatabase { url: format!("{base}/{name}"), admin: admin.to_string(), name }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        // Drop runs inside the test's runtime: do the async work on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let client = pg_connect(&admin).await;
+                let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+            });
+        })
+        .join();
+    }
+}
+
+pub async fn pg_connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) =
+        tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect to PostgreSQL");
+    tokio::spawn(connection);
+    client
 }
 
 /// Starts the application in-process with the given variables (on top of test defaults).
 pub async fn spawn_app(vars: &[(&str, &str)]) -> TestApp {
-    let dir = TempDir::new();
-    let db_path = dir.path().join("pump.db");
+    spawn_app_on(TestDatabase::fresh().await, vars).await
+}
+
+/// Starts the application in-process on `database`.
+pub async fn spawn_app_on(database: TestDatabase, vars: &[(&str, &str)]) -> TestApp {
     let mut map: HashMap<String, String> = HashMap::new();
     map.insert("API_PORT".into(), "0".into());
-    map.insert("DATABASE_URL".into(), format!("sqlite://{}", db_path.display()));
+    map.insert("DATABASE_URL".into(), database.url());
     for (k, v) in vars {
         map.insert(k.to_string(), v.to_string());
     }
@@ -62,7 +134,7 @@ pub async fn spawn_app(vars: &[(&str, &str)]) -> TestApp {
     let address = format!("http://{}", app.address());
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     let client = reqwest::Client::builder().pool_max_idle_per_host(64).cookie_store(true).build().unwrap();
-    TestApp { address, client, db_path, _dir: dir }
+    TestApp { address, client, database }
 }
 
 impl TestApp {
@@ -75,13 +147,53 @@ impl TestApp {
         self.client.post(self.url("/live/ingest")).json(body).send().await.unwrap()
     }
 
-    /// Opens the database file read-only for assertions about what is stored.
-    pub fn db(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open_with_flags(&self.db_path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
+    /// The first row of `sql` (plain SQL both backends accept), every column as text (`None`
+    /// for NULL), read straight from the database for assertions about what is stored.
+    pub async fn row(&self, sql: &str) -> Vec<Option<String>> {
+        match &self.database {
+            TestDatabase::Sqlite { path, .. } => {
+                let conn =
+                    rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+                let mut statement = conn.prepare(sql).unwrap();
+                let columns = statement.column_count();
+                statement
+                    .query_row([], |r| {
+                        (0..columns)
+                            .map(|i| {
+                                use rusqlite::types::ValueRef;
+                                Ok(match r.get_ref(i)? {
+                                    ValueRef::Null => None,
+                                    ValueRef::Integer(v) => Some(v.to_string()),
+                                    ValueRef::Real(v) => Some(v.to_string()),
+                                    ValueRef::Text(t) | ValueRef::Blob(t) => {
+                                        Some(String::from_utf8_lossy(t).into_owned())
+                                    }
+                                })
+                            })
+                            .collect()
+                    })
+                    .unwrap()
+            }
+            TestDatabase::Postgres(pg) => {
+                let client = pg_connect(&pg.url).await;
+                let messages = client.simple_query(sql).await.unwrap();
+                messages
+                    .iter()
+                    .find_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(row) => {
+                            Some((0..row.len()).map(|i| row.get(i).map(str::to_string)).collect())
+                        }
+                        _ => None,
+                    })
+                    .expect("a row")
+            }
+        }
     }
 
-    pub fn count(&self, sql: &str) -> i64 {
-        self.db().query_row(sql, [], |r| r.get(0)).unwrap()
+    /// The single integer `sql` returns.
+    pub async fn count(&self, sql: &str) -> i64 {
+        let row = self.row(sql).await;
+        row[0].as_deref().expect("not NULL").parse().unwrap()
     }
 }
 

@@ -13,15 +13,11 @@ async fn a_valid_bet_is_stored_and_answered_with_its_stream() {
     assert_eq!(body["accepted"], true);
     let stream_id = body["streamId"].as_str().unwrap();
     assert!(uuid::Uuid::parse_str(stream_id).is_ok());
-    let (stored_stream, nonce, result, diff): (String, i64, f64, String) = app
-        .db()
-        .query_row(
-            "SELECT s.id, b.nonce, b.round_result, b.difficulty FROM bets b JOIN streams s ON s.pk = b.stream_pk",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .unwrap();
-    assert_eq!((stored_stream.as_str(), nonce, result, diff.as_str()), (stream_id, 7, 1.63, "expert"));
+    let row = app
+        .row("SELECT s.id, b.nonce, b.round_result, b.difficulty FROM bets b JOIN streams s ON s.pk = b.stream_pk")
+        .await;
+    let row: Vec<&str> = row.iter().map(|c| c.as_deref().unwrap()).collect();
+    assert_eq!(row, [stream_id, "7", "1.63", "expert"]);
 }
 
 #[tokio::test]
@@ -34,9 +30,9 @@ async fn the_same_bet_twice_is_accepted_once_and_changes_nothing() {
     assert_eq!(first["accepted"], true);
     assert_eq!(second["accepted"], false);
     assert_eq!(first["streamId"], second["streamId"]);
-    assert_eq!(app.count("SELECT count(*) FROM bets"), 1);
-    assert_eq!(app.count("SELECT CAST(amount AS INTEGER) FROM bets"), 1);
-    assert_eq!(app.count("SELECT total_bets FROM streams"), 1);
+    assert_eq!(app.count("SELECT count(*) FROM bets").await, 1);
+    assert_eq!(app.count("SELECT CAST(amount AS INTEGER) FROM bets").await, 1);
+    assert_eq!(app.count("SELECT total_bets FROM streams").await, 1);
 }
 
 #[tokio::test]
@@ -53,7 +49,7 @@ async fn bets_are_grouped_into_one_stream_per_seed_pair() {
     assert_eq!(ids[0], ids[1]);
     assert_ne!(ids[0], ids[2]);
     assert_ne!(ids[0], ids[3]);
-    assert_eq!(app.count("SELECT count(*) FROM streams"), 3);
+    assert_eq!(app.count("SELECT count(*) FROM streams").await, 3);
 }
 
 /// (body, status, fields that the message must name)
@@ -101,8 +97,8 @@ async fn invalid_bets_get_422_naming_every_offending_field_and_store_nothing() {
             assert!(message.contains(field), "{message} should name {field}");
         }
     }
-    assert_eq!(app.count("SELECT count(*) FROM bets"), 0);
-    assert_eq!(app.count("SELECT count(*) FROM streams"), 0);
+    assert_eq!(app.count("SELECT count(*) FROM bets").await, 0);
+    assert_eq!(app.count("SELECT count(*) FROM streams").await, 0);
 }
 
 #[tokio::test]
@@ -141,7 +137,7 @@ async fn json_is_read_whatever_the_content_type() {
     }
     let response = app.client.post(app.url("/live/ingest")).body(bet("none", 9).to_string()).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(app.count("SELECT count(*) FROM bets"), 4);
+    assert_eq!(app.count("SELECT count(*) FROM bets").await, 4);
 }
 
 #[tokio::test]
@@ -152,11 +148,8 @@ async fn unknown_fields_are_ignored_and_payout_multiplier_is_the_fallback() {
     old_script["payoutMultiplier"] = json!(3.2);
     old_script["somethingNew"] = json!({"nested": [1, 2]});
     assert_eq!(app.ingest(&old_script).await.status(), 200);
-    let (round_result, payout_multiplier): (f64, f64) = app
-        .db()
-        .query_row("SELECT round_result, payout_multiplier FROM bets", [], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap();
-    assert_eq!((round_result, payout_multiplier), (3.2, 3.2));
+    let row = app.row("SELECT round_result, payout_multiplier FROM bets").await;
+    assert_eq!(row, [Some("3.2".to_string()), Some("3.2".to_string())]);
 }
 
 #[tokio::test]
@@ -175,11 +168,10 @@ async fn date_times_are_stored_in_utc_and_unreadable_ones_as_null() {
         b["dateTime"] = raw.clone();
         let response = app.ingest(&b).await;
         assert_eq!(response.status(), 200, "{raw}");
-        let stored: Option<i64> = app
-            .db()
-            .query_row("SELECT date_time FROM bets WHERE antebot_bet_id = ?1", [format!("dt{i}")], |r| r.get(0))
-            .unwrap();
-        let stored = stored.map(|micros| chrono::DateTime::from_timestamp_micros(micros).unwrap().to_rfc3339());
+        let row = app.row(&format!("SELECT date_time FROM bets WHERE antebot_bet_id = 'dt{i}'")).await;
+        let stored = row[0]
+            .as_deref()
+            .map(|micros| chrono::DateTime::from_timestamp_micros(micros.parse().unwrap()).unwrap().to_rfc3339());
         assert_eq!(stored.as_deref(), *expected, "{raw}");
     }
 }
@@ -207,7 +199,7 @@ async fn a_batch_stores_valid_items_and_reports_each_one() {
     assert_eq!(results[2]["accepted"], false);
     assert_eq!(results[3]["heartbeat"], true);
     assert_eq!(results[4]["accepted"], true);
-    assert_eq!(app.count("SELECT count(*) FROM bets"), 3);
+    assert_eq!(app.count("SELECT count(*) FROM bets").await, 3);
     // A bare array works as well.
     let report: Value = app.ingest(&json!([bet("arr", 6)])).await.json().await.unwrap();
     assert_eq!(report["accepted"], 1);
@@ -222,7 +214,7 @@ async fn batches_over_1000_items_are_refused_whole() {
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["field"], "bets");
     assert!(error["detail"].as_str().unwrap().contains("at most 1000"));
-    assert_eq!(app.count("SELECT count(*) FROM bets"), 0);
+    assert_eq!(app.count("SELECT count(*) FROM bets").await, 0);
     let items: Vec<Value> = (1..=1000).map(|n| bet(&format!("b{n}"), n)).collect();
     let report: Value = app.ingest(&json!(items)).await.json().await.unwrap();
     assert_eq!(report["accepted"], 1000);
@@ -242,12 +234,12 @@ async fn heartbeats_record_rounds_idempotently_and_advance_the_observed_nonce() 
     assert_eq!(again["streamId"], body["streamId"]);
     app.ingest(&heartbeat(12, 3.0)).await;
     app.ingest(&bet("b", 11)).await;
-    assert_eq!(app.count("SELECT count(*) FROM rounds"), 3);
-    assert_eq!(app.count("SELECT last_observed_nonce FROM streams"), 12);
-    assert_eq!(app.count("SELECT total_bets FROM streams"), 1);
+    assert_eq!(app.count("SELECT count(*) FROM rounds").await, 3);
+    assert_eq!(app.count("SELECT last_observed_nonce FROM streams").await, 12);
+    assert_eq!(app.count("SELECT total_bets FROM streams").await, 1);
     // A late round does not move the observed nonce backwards.
     app.ingest(&heartbeat(5, 1.0)).await;
-    assert_eq!(app.count("SELECT last_observed_nonce FROM streams"), 12);
+    assert_eq!(app.count("SELECT last_observed_nonce FROM streams").await, 12);
 }
 
 #[tokio::test]
@@ -268,10 +260,10 @@ async fn rounds_beyond_the_retention_drop_the_oldest_first() {
     for beat in &beats[120..] {
         app.ingest(beat).await;
     }
-    assert_eq!(app.count("SELECT count(*) FROM rounds"), 100);
-    assert_eq!(app.count("SELECT min(nonce) FROM rounds"), 51);
-    assert_eq!(app.count("SELECT max(nonce) FROM rounds"), 150);
-    assert_eq!(app.count("SELECT rounds_count FROM streams"), 100);
+    assert_eq!(app.count("SELECT count(*) FROM rounds").await, 100);
+    assert_eq!(app.count("SELECT min(nonce) FROM rounds").await, 51);
+    assert_eq!(app.count("SELECT max(nonce) FROM rounds").await, 150);
+    assert_eq!(app.count("SELECT rounds_count FROM streams").await, 100);
 }
 
 #[tokio::test]
@@ -300,8 +292,8 @@ async fn fifty_simultaneous_posts_of_one_new_bet_accept_it_once_in_one_stream() 
     }
     assert_eq!(accepted, 1);
     assert_eq!(streams.len(), 1);
-    assert_eq!(app.count("SELECT count(*) FROM streams"), 1);
-    assert_eq!(app.count("SELECT count(*) FROM bets"), 1);
+    assert_eq!(app.count("SELECT count(*) FROM streams").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM bets").await, 1);
 }
 
 #[tokio::test]
@@ -320,9 +312,9 @@ async fn two_hundred_simultaneous_distinct_bets_are_all_stored() {
         assert_eq!(response.status(), 200);
         assert_eq!(response.json::<Value>().await.unwrap()["accepted"], true);
     }
-    assert_eq!(app.count("SELECT count(*) FROM bets"), 200);
-    assert_eq!(app.count("SELECT total_bets FROM streams"), 200);
-    assert_eq!(app.count("SELECT last_observed_nonce FROM streams"), 200);
+    assert_eq!(app.count("SELECT count(*) FROM bets").await, 200);
+    assert_eq!(app.count("SELECT total_bets FROM streams").await, 200);
+    assert_eq!(app.count("SELECT last_observed_nonce FROM streams").await, 200);
 }
 
 #[tokio::test]

@@ -75,7 +75,7 @@ async fn a_run_finds_the_vector_hits_and_is_stored_with_its_summary() {
     let (status, body) = app.send(reqwest::Method::DELETE, &format!("/runs/{id}"), None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(app.get(&format!("/runs/{id}")).await.0, 404);
-    assert_eq!(app.count("SELECT count(*) FROM run_hits"), 0);
+    assert_eq!(app.count("SELECT count(*) FROM run_hits").await, 0);
 }
 
 #[tokio::test]
@@ -134,7 +134,7 @@ async fn bad_runs_get_422_naming_the_field_and_large_ranges_413() {
     assert!(response["error"]["message"].as_str().unwrap().contains("MAX_NONCES"));
     let (status, _) = app.send(reqwest::Method::POST, "/runs", Some(&with("end", json!(1000)))).await;
     assert_eq!(status, 201);
-    assert_eq!(app.count("SELECT count(*) FROM runs"), 1);
+    assert_eq!(app.count("SELECT count(*) FROM runs").await, 1);
 
     for path in ["/runs/not-a-uuid", "/runs/not-a-uuid/hits"] {
         assert_eq!(app.get(path).await.0, 422, "{path}");
@@ -176,6 +176,6 @@ async fn a_long_run_reports_progress_and_can_be_cancelled() {
     assert_eq!(response.status(), 409);
     let body: Value = response.json().await.unwrap();
     assert!(body["error"]["message"].as_str().unwrap().contains("cancelled"));
-    assert_eq!(app.count("SELECT count(*) FROM runs"), 0);
+    assert_eq!(app.count("SELECT count(*) FROM runs").await, 0);
     assert_eq!(app.get(&format!("/runs/{id}/progress")).await.0, 404);
 }

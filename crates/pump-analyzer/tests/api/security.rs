@@ -128,7 +128,7 @@ async fn token_failures_get_the_two_messages_and_use_no_quota() {
         .await
         .unwrap();
     assert_eq!(limited.status(), 429);
-    assert_eq!(app.count("SELECT count(*) FROM bets"), 1);
+    assert_eq!(app.count("SELECT count(*) FROM bets").await, 1);
 }
 
 #[tokio::test]
@@ -271,7 +271,7 @@ async fn open_ingest_refuses_posts_from_foreign_web_pages() {
         .unwrap();
     assert_eq!(response.status(), 403);
     assert!(response.json::<Value>().await.unwrap()["detail"].as_str().unwrap().contains("http://evil.example"));
-    assert_eq!(app.count("SELECT count(*) FROM bets"), 0);
+    assert_eq!(app.count("SELECT count(*) FROM bets").await, 0);
     let allowed = app
         .client
         .post(app.url("/live/ingest"))
@@ -331,7 +331,7 @@ async fn foreign_host_names_are_refused_on_a_loopback_server() {
         .await
         .unwrap();
     assert_eq!(ingest.status(), 421);
-    assert_eq!(app.count("SELECT count(*) FROM bets"), 0);
+    assert_eq!(app.count("SELECT count(*) FROM bets").await, 0);
 }
 
 #[tokio::test]

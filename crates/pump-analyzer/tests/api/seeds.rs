@@ -105,5 +105,5 @@ async fn bad_reveals_are_refused_and_store_nothing() {
     }
     let response = app.write(reqwest::Method::POST, "/live/seeds").await.body("{").send().await.unwrap();
     assert_eq!(response.status(), 400);
-    assert_eq!(app.count("SELECT count(*) FROM revealed_seeds"), 0);
+    assert_eq!(app.count("SELECT count(*) FROM revealed_seeds").await, 0);
 }

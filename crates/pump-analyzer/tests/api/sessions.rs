@@ -80,8 +80,8 @@ async fn the_first_api_request_creates_a_server_side_session_with_safe_cookie_fl
     let cookie_value = set_cookie.split(';').next().unwrap().trim_start_matches("pump_session=");
     let id = s["session_id"].as_str().unwrap();
     assert!(!cookie_value.contains(id), "the public id is not the cookie secret");
-    assert_eq!(app.count("SELECT count(*) FROM sessions"), 1);
-    let stored: String = app.db().query_row("SELECT secret_hash FROM sessions", [], |r| r.get(0)).unwrap();
+    assert_eq!(app.count("SELECT count(*) FROM sessions").await, 1);
+    let stored = app.row("SELECT secret_hash FROM sessions").await[0].clone().unwrap();
     assert!(!cookie_value.contains(&stored), "only a hash of the secret is stored");
 }
 
@@ -203,7 +203,7 @@ async fn clearing_revokes_the_cookie_at_once() {
     let (status, body) = browser.json(Method::POST, "/api/session/clear", Some(&token), None).await;
     assert_eq!(status, 200);
     assert_eq!(body, json!({"status": "success", "message": "Session cleared"}));
-    assert_eq!(app.count("SELECT count(*) FROM sessions"), 0);
+    assert_eq!(app.count("SELECT count(*) FROM sessions").await, 0);
     browser.cookie = Some(old);
     let (status, body) = browser.json(Method::GET, "/api/session/info", None, None).await;
     assert_eq!(status, 401);
@@ -256,7 +256,7 @@ async fn cookie_less_machine_clients_write_but_browsers_need_a_session() {
     assert_eq!(response.status(), 401);
     let response = machine.post(app.url("/api/session/extend")).send().await.unwrap();
     assert_eq!(response.status(), 401, "session endpoints always need a session");
-    assert_eq!(app.count("SELECT count(*) FROM runs"), 1);
+    assert_eq!(app.count("SELECT count(*) FROM runs").await, 1);
 }
 
 #[tokio::test]
