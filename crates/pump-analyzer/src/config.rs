@@ -101,6 +101,8 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     pub database: DatabaseUrl,
     pub redis_url: Option<Secret<String>>,
+    /// Prefix of every Redis key, so deployments (or tests) can share one Redis.
+    pub redis_key_prefix: String,
     pub secret_key: Option<Secret<String>>,
     pub session_timeout: u64,
     pub session_max_lifetime: u64,
@@ -149,6 +151,7 @@ pub const VARIABLES: &[&str] = &[
     "API_CORS_ORIGINS",
     "DATABASE_URL",
     "REDIS_URL",
+    "REDIS_KEY_PREFIX",
     "SECRET_KEY",
     "FLASK_SECRET_KEY",
     "SESSION_TIMEOUT",
@@ -223,6 +226,13 @@ impl Settings {
                 });
             }
         };
+        let redis_key_prefix = get("REDIS_KEY_PREFIX").unwrap_or_else(|| "pump:".into());
+        if redis_key_prefix.len() > 64 || redis_key_prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ConfigError {
+                variable: "REDIS_KEY_PREFIX",
+                message: format!("expected up to 64 characters without spaces, got {redis_key_prefix:?}"),
+            });
+        }
         let secret_key = get("SECRET_KEY").or_else(|| get("FLASK_SECRET_KEY")).map(Secret::new);
         let session_timeout = parse_positive(get("SESSION_TIMEOUT"), "SESSION_TIMEOUT", 3600)?;
         let session_max_lifetime = parse_positive(get("SESSION_MAX_LIFETIME"), "SESSION_MAX_LIFETIME", 86_400)?;
@@ -279,6 +289,7 @@ impl Settings {
             cors_origins,
             database,
             redis_url,
+            redis_key_prefix,
             secret_key,
             session_timeout,
             session_max_lifetime,
@@ -328,6 +339,7 @@ impl Settings {
                 "REDIS_URL",
                 self.redis_url.as_ref().map(|u| mask_url_password(u.expose())).unwrap_or_else(|| "(unset)".into()),
             ),
+            ("REDIS_KEY_PREFIX", self.redis_key_prefix.clone()),
             (
                 "SECRET_KEY",
                 if self.secret_key.is_some() {

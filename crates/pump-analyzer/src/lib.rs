@@ -23,6 +23,7 @@ use config::{SecretKeySource, Settings};
 use http::AppState;
 use security::ingest_token::IngestTokens;
 use security::rate_limit::{DEFAULT_MAX_KEYS, RateLimiter};
+use security::shared_limit::{Limiter, RedisLimiter};
 use store::{Store, StoreOptions};
 
 /// Why the application could not start.
@@ -32,8 +33,8 @@ pub enum StartError {
     Store(store::StoreError),
     /// The certificate or key could not be used.
     Tls(String),
-    /// A configured feature this build cannot provide; refusing beats silently ignoring it.
-    Unsupported(&'static str),
+    /// Redis (`REDIS_URL`) could not be reached.
+    Redis(String),
 }
 
 impl std::fmt::Display for StartError {
@@ -42,7 +43,7 @@ impl std::fmt::Display for StartError {
             StartError::Bind(e) => write!(f, "cannot listen: {e}"),
             StartError::Store(e) => write!(f, "cannot open the database: {e}"),
             StartError::Tls(e) => write!(f, "cannot serve HTTPS: {e}"),
-            StartError::Unsupported(what) => write!(f, "{what}"),
+            StartError::Redis(e) => write!(f, "REDIS_URL: {e}"),
         }
     }
 }
@@ -71,11 +72,6 @@ impl Application {
             (Some(cert), Some(key)) => Some(tls::load(cert, key).map_err(StartError::Tls)?),
             _ => None,
         };
-        if settings.redis_url.is_some() {
-            return Err(StartError::Unsupported(
-                "REDIS_URL: the Redis backend is not available in this build yet; unset it to run one instance",
-            ));
-        }
         let options = StoreOptions { rounds_retention: settings.rounds_retention, max_pages };
         let hub = live::hub::Hub::new();
         let store = Store::open(&settings.database, options, hub.clone()).await.map_err(StartError::Store)?;
@@ -86,8 +82,16 @@ impl Application {
         let listener =
             TcpListener::bind(SocketAddr::new(settings.host, settings.port)).await.map_err(StartError::Bind)?;
         let address = listener.local_addr().map_err(StartError::Bind)?;
-        let limiter = (settings.ingest_rate_limit > 0)
-            .then(|| Arc::new(RateLimiter::new(settings.ingest_rate_limit, Duration::from_secs(60), DEFAULT_MAX_KEYS)));
+        let window = Duration::from_secs(60);
+        let limiter = match (&settings.redis_url, settings.ingest_rate_limit) {
+            (_, 0) => None,
+            (Some(url), limit) => Some(Arc::new(Limiter::Redis(
+                RedisLimiter::connect(url.expose(), &settings.redis_key_prefix, limit, window)
+                    .await
+                    .map_err(StartError::Redis)?,
+            ))),
+            (None, limit) => Some(Arc::new(Limiter::Local(RateLimiter::new(limit, window, DEFAULT_MAX_KEYS)))),
+        };
         let tokens = Arc::new(IngestTokens::new(settings.ingest_tokens.expose()));
         let sessions = Arc::new(session::Sessions::new(&secret, &settings));
         let login = settings.dashboard_password.as_ref().map(|p| Arc::new(session::login::Login::new(p.expose())));

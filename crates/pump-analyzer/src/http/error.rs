@@ -34,6 +34,8 @@ pub enum AppError {
     RateLimited(String),
     /// 503: a backing service cannot take the request now.
     Unavailable(String),
+    /// A shared service other than the database is unreachable: 503 with this public message.
+    ServiceUnavailable(String),
     /// 500: a bug or an unexpected failure; never detailed to the client.
     Internal(String),
 }
@@ -81,6 +83,9 @@ impl IntoResponse for AppError {
                     StatusCode::SERVICE_UNAVAILABLE,
                     body("SERVICE_UNAVAILABLE", "The database is unavailable right now; retry shortly", None, None),
                 )
+            }
+            AppError::ServiceUnavailable(m) => {
+                (StatusCode::SERVICE_UNAVAILABLE, body("SERVICE_UNAVAILABLE", m, None, None))
             }
             AppError::Internal(cause) => {
                 tracing::error!(cause = %cause, "internal error");

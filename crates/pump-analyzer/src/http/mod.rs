@@ -26,7 +26,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::Settings;
 use crate::live::hub::Hub;
 use crate::security::ingest_token::IngestTokens;
-use crate::security::rate_limit::RateLimiter;
+use crate::security::shared_limit::Limiter;
 use crate::security::{client_ip, cors, headers, host_guard};
 use crate::store::Store;
 use error::AppError;
@@ -38,7 +38,7 @@ pub struct AppState {
     pub store: Store,
     pub tokens: Arc<IngestTokens>,
     /// `None` when `INGEST_RATE_LIMIT=0`.
-    pub limiter: Option<Arc<RateLimiter>>,
+    pub limiter: Option<Arc<Limiter>>,
     /// Live events for SSE clients.
     pub hub: Hub,
     /// Scans in progress.

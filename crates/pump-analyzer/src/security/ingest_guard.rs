@@ -38,14 +38,27 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
     if let Err(e) = state.tokens.check(presented) {
         audit::event(401, &format!("ingest auth failed: {}", e.message()), ip, &path);
         let mut response = AppError::Unauthorized(e.message().to_string()).into_response();
-        if let Some(limiter) = &state.limiter {
-            write_rate_limit(response.headers_mut(), &limiter.peek(ip), limiter.window().as_secs());
+        if let Some(limiter) = &state.limiter
+            && let Ok(decision) = limiter.peek(ip).await
+        {
+            write_rate_limit(response.headers_mut(), &decision, limiter.window().as_secs());
         }
         return response;
     }
 
     let Some(limiter) = &state.limiter else { return next.run(request).await };
-    let decision = limiter.check(ip);
+    let decision = match limiter.check(ip).await {
+        Ok(decision) => decision,
+        Err(e) => {
+            // Without the shared counters the limit cannot be enforced: refuse rather than let
+            // every instance accept unlimited traffic. Nothing is stored.
+            tracing::error!(error = %e.0, "rate limiter unavailable; ingest refused");
+            return AppError::ServiceUnavailable(
+                "The shared rate limiter (Redis) is unavailable right now; nothing was stored, retry shortly".into(),
+            )
+            .into_response();
+        }
+    };
     let window = limiter.window().as_secs();
     if !decision.allowed {
         audit::event(429, "rate limit exceeded", ip, &path);

@@ -9,6 +9,7 @@ pub mod host_guard;
 pub mod ingest_guard;
 pub mod ingest_token;
 pub mod rate_limit;
+pub mod shared_limit;
 
 /// `n` random bytes from the OS generator, hex encoded (2n characters).
 pub fn random_hex(n: usize) -> String {

@@ -35,6 +35,21 @@ pub struct Decision {
     pub reset_in: u64,
 }
 
+impl Decision {
+    /// The answer for a window holding `count` requests whose next slot frees in `reset_in_ms`.
+    pub fn new(allowed: bool, limit: u32, count: u32, reset_in_ms: u64, unix_now_ms: u64) -> Self {
+        let reset_in = reset_in_ms.div_ceil(1000);
+        Decision {
+            allowed,
+            limit,
+            remaining: limit.saturating_sub(count),
+            reset_unix: (unix_now_ms + reset_in_ms).div_ceil(1000),
+            retry_after: reset_in.max(1),
+            reset_in,
+        }
+    }
+}
+
 /// A sliding-log limiter: `limit` requests per `window` per key.
 pub struct RateLimiter {
     limit: u32,
@@ -126,22 +141,11 @@ impl RateLimiter {
             (None, false) => (0, None, self.limit > 0),
         };
         drop(shard);
-        let remaining = self.limit.saturating_sub(count);
         // When the oldest counted request leaves the window a slot frees up; with no request
         // counted the window is empty and the reset is now.
         let reset_at_ms = oldest.map(|t| t + window_ms).unwrap_or(now);
-        let reset_in_ms = reset_at_ms.saturating_sub(now);
         let unix_now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        let reset_unix_ms = unix_now.as_millis() as u64 + reset_in_ms;
-        let reset_in = reset_in_ms.div_ceil(1000);
-        Decision {
-            allowed,
-            limit: self.limit,
-            remaining,
-            reset_unix: reset_unix_ms.div_ceil(1000),
-            retry_after: reset_in.max(1),
-            reset_in,
-        }
+        Decision::new(allowed, self.limit, count, reset_at_ms.saturating_sub(now), unix_now.as_millis() as u64)
     }
 
     /// Drops keys whose every request has left the window. Run on a timer.

@@ -50,8 +50,13 @@ pub struct TestApp {
 /// with `PUMP_TEST_BACKEND=postgres`, a fresh PostgreSQL database on `TEST_DATABASE_URL`
 /// (created for the test and dropped after it).
 pub enum TestDatabase {
-    Sqlite { path: PathBuf, _dir: TempDir },
+    Sqlite {
+        path: PathBuf,
+        _dir: TempDir,
+    },
     Postgres(PgDatabase),
+    /// A database another test server owns (several instances sharing one database).
+    Shared(String),
 }
 
 impl TestDatabase {
@@ -71,6 +76,7 @@ impl TestDatabase {
         match self {
             TestDatabase::Sqlite { path, .. } => format!("sqlite://{}", path.display()),
             TestDatabase::Postgres(pg) => pg.url.clone(),
+            TestDatabase::Shared(url) => url.clone(),
         }
     }
 }
@@ -174,8 +180,8 @@ impl TestApp {
                     })
                     .unwrap()
             }
-            TestDatabase::Postgres(pg) => {
-                let client = pg_connect(&pg.url).await;
+            TestDatabase::Postgres(PgDatabase { url, .. }) | TestDatabase::Shared(url) => {
+                let client = pg_connect(url).await;
                 let messages = client.simple_query(sql).await.unwrap();
                 messages
                     .iter()

@@ -10,6 +10,7 @@ mod helpers;
 mod ingest;
 mod openapi;
 mod runs;
+mod scaleout;
 mod security;
 mod seeds;
 mod sessions;
