@@ -20,6 +20,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, 
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use pump_engine::RoundDeriver;
@@ -178,31 +179,35 @@ pub(crate) async fn begin(client: &mut deadpool_postgres::Object) -> Result<Tran
 /// Queues `events` for delivery to every instance and commits.
 pub(crate) async fn commit(tx: Transaction<'_>, events: &[LiveEvent]) -> Result<(), StoreError> {
     if !events.is_empty() {
-        let payloads: Vec<String> = events
-            .iter()
-            .filter_map(|event| match serde_json::to_string(event) {
-                Ok(json) if json.len() <= MAX_PAYLOAD => Some(json),
-                Ok(json) => {
-                    tracing::warn!(
-                        bytes = json.len(),
-                        "live event too large for NOTIFY; SSE clients read it from the database on resume"
-                    );
-                    None
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot encode a live event");
-                    None
-                }
-            })
-            .collect();
         tx.execute(
             "SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n",
-            &[&CHANNEL, &payloads],
+            &[&CHANNEL, &notify_payloads(events)],
         )
         .await?;
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// The NOTIFY payloads of `events`, in order.
+fn notify_payloads(events: &[LiveEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|event| match serde_json::to_string(event) {
+            Ok(json) if json.len() <= MAX_PAYLOAD => Some(json),
+            Ok(json) => {
+                tracing::warn!(
+                    bytes = json.len(),
+                    "live event too large for NOTIFY; SSE clients read it from the database on resume"
+                );
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot encode a live event");
+                None
+            }
+        })
+        .collect()
 }
 
 /// Receives this database's live events and republishes them on the local hub; reconnects by
@@ -298,91 +303,128 @@ async fn ingest_group(
     jobs: &[IngestJob],
 ) -> Result<Vec<Vec<IngestOutcome>>, StoreError> {
     let work = async {
-        let mut client = pool.get().await?;
-        let tx = begin(&mut client).await?;
-        let mut group = Group { tx: &tx, streams: HashMap::new(), deltas: HashMap::new(), events: Vec::new() };
-        let mut results = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            results.push(group.ingest(&job.messages).await?);
-        }
-        group.flush_deltas(options).await?;
-        let events = std::mem::take(&mut group.events);
-        commit(tx, &events).await?;
-        Ok(results)
+        let open = Open { client: Some(pool.get().await?) };
+        let messages: Vec<&Message> = jobs.iter().flat_map(|job| job.messages.iter()).collect();
+        let outcomes = ingest_batch(open.client(), &messages, options).await?;
+        open.finish();
+        let mut outcomes = outcomes.into_iter();
+        Ok(jobs.iter().map(|job| outcomes.by_ref().take(job.messages.len()).collect()).collect())
     };
     tokio::time::timeout(WRITE_TIMEOUT, work).await.unwrap_or_else(|_| Err(timed_out()))
 }
 
-/// What one ingest transaction knows about a stream. Valid only inside the transaction: it holds
-/// the write lock, so no other instance can create, delete or reveal anything meanwhile.
+/// A pooled connection inside `BEGIN … COMMIT` driven by hand, so that statements can be
+/// pipelined (several in flight per round trip, COMMIT included). Dropped before [`finish`]
+/// (an error, a timeout), its connection is discarded rather than returned to the pool, and the
+/// server rolls the transaction back when the connection closes.
+///
+/// [`finish`]: Open::finish
+struct Open {
+    client: Option<deadpool_postgres::Object>,
+}
+
+impl Open {
+    fn client(&self) -> &deadpool_postgres::Object {
+        self.client.as_ref().expect("an open transaction has its connection")
+    }
+
+    /// The transaction committed: the connection goes back to the pool.
+    fn finish(mut self) {
+        self.client.take();
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+}
+
+/// A stream as an ingest transaction sees it. Valid only inside the transaction: it holds the
+/// write lock, so no other instance can create, delete or reveal anything meanwhile.
 struct StreamState {
     pk: i64,
     id: Uuid,
     deriver: Option<Box<RoundDeriver>>,
 }
 
-struct Group<'a, 't> {
-    tx: &'a Transaction<'t>,
-    streams: HashMap<(String, String), StreamState>,
-    deltas: HashMap<i64, StreamDelta>,
-    events: Vec<LiveEvent>,
-}
-
-impl Group<'_, '_> {
-    async fn stream_for(&mut self, server: &str, client: &str, now: i64) -> Result<(i64, Uuid, bool), StoreError> {
-        let key = (server.to_string(), client.to_string());
-        if let Some(state) = self.streams.get(&key) {
-            return Ok((state.pk, state.id, false));
+/// Opens the transaction, takes the write lock and looks up the streams of `pairs` in one round
+/// trip, then creates the missing streams (a second one); the `bool` says created now.
+async fn begin_with_streams(
+    tx: &deadpool_postgres::Object,
+    pairs: &[(&str, &str)],
+    now: i64,
+) -> Result<HashMap<(String, String), (StreamState, bool)>, StoreError> {
+    let lookup = "SELECT s.pk, s.id, s.server_seed_hashed, s.client_seed, r.server_seed FROM streams s
+        LEFT JOIN revealed_seeds r ON r.server_seed_hashed = lower(s.server_seed_hashed)
+        WHERE (s.server_seed_hashed, s.client_seed) IN (SELECT * FROM unnest($1::text[], $2::text[]))";
+    let lookup = tx.prepare_cached(lookup).await?;
+    let servers: Vec<&str> = pairs.iter().map(|p| p.0).collect();
+    let clients: Vec<&str> = pairs.iter().map(|p| p.1).collect();
+    type Found = HashMap<(String, String), (StreamState, bool)>;
+    fn read(found: &mut Found, rows: Vec<tokio_postgres::Row>, created: bool) -> Result<(), StoreError> {
+        for row in rows {
+            let (server, client): (String, String) = (row.try_get(2)?, row.try_get(3)?);
+            let seed: Option<String> = row.try_get(4)?;
+            let deriver = seed.map(|seed| Box::new(RoundDeriver::new(&seed, &client)));
+            let state = StreamState { pk: row.try_get(0)?, id: row.try_get(1)?, deriver };
+            found.insert((server, client), (state, created));
         }
-        let existing = self
-            .tx
-            .query_opt(
-                &self
-                    .tx
-                    .prepare_cached(
-                        "SELECT s.pk, s.id, r.server_seed FROM streams s
-                         LEFT JOIN revealed_seeds r ON r.server_seed_hashed = lower(s.server_seed_hashed)
-                         WHERE s.server_seed_hashed = $1 AND s.client_seed = $2",
-                    )
-                    .await?,
-                &[&server, &client],
+        Ok(())
+    }
+    let mut found = Found::with_capacity(pairs.len());
+    let lock = tx.prepare_cached("SELECT pg_advisory_xact_lock($1)").await?;
+    let lock_args: [&(dyn ToSql + Sync); 1] = [&WRITE_LOCK];
+    let lookup_args: [&(dyn ToSql + Sync); 2] = [&servers, &clients];
+    let (_, _, rows) = tokio::try_join!(
+        biased;
+        tx.batch_execute("BEGIN"),
+        tx.execute(&lock, &lock_args),
+        tx.query(&lookup, &lookup_args)
+    )?;
+    read(&mut found, rows, false)?;
+    let missing: Vec<(&str, &str)> =
+        pairs.iter().copied().filter(|(s, c)| !found.contains_key(&(s.to_string(), c.to_string()))).collect();
+    if !missing.is_empty() {
+        let ids: Vec<Uuid> = missing.iter().map(|_| Uuid::new_v4()).collect();
+        let servers: Vec<&str> = missing.iter().map(|p| p.0).collect();
+        let clients: Vec<&str> = missing.iter().map(|p| p.1).collect();
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO streams (id, server_seed_hashed, client_seed, created_at, last_seen_at)
+                 SELECT id, server, client, $4, $4 FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(id, server, client)",
             )
             .await?;
-        let (pk, id, seed, created) = match existing {
-            Some(row) => (row.try_get(0)?, row.try_get(1)?, row.try_get::<_, Option<String>>(2)?, false),
-            None => {
-                let id = Uuid::new_v4();
-                let row = self
-                    .tx
-                    .query_one(
-                        &self
-                            .tx
-                            .prepare_cached(
-                                "INSERT INTO streams (id, server_seed_hashed, client_seed, created_at, last_seen_at)
-                                 VALUES ($1, $2, $3, $4, $4) RETURNING pk",
-                            )
-                            .await?,
-                        &[&id, &server, &client, &now],
-                    )
-                    .await?;
-                let seed = self
-                    .tx
-                    .query_opt(
-                        "SELECT server_seed FROM revealed_seeds WHERE server_seed_hashed = lower($1)",
-                        &[&server],
-                    )
-                    .await?
-                    .map(|r| r.try_get::<_, String>(0))
-                    .transpose()?;
-                (row.try_get(0)?, id, seed, true)
-            }
-        };
-        let deriver = seed.map(|seed| Box::new(RoundDeriver::new(&seed, client)));
-        if created {
-            self.events.push(LiveEvent::Stream(Box::new(StreamSummary {
-                id,
-                server_seed_hashed: server.to_string(),
-                client_seed: client.to_string(),
+        let insert_args: [&(dyn ToSql + Sync); 4] = [&ids, &servers, &clients, &now];
+        let lookup_args: [&(dyn ToSql + Sync); 2] = [&servers, &clients];
+        let (_, rows) = tokio::try_join!(biased; tx.execute(&insert, &insert_args), tx.query(&lookup, &lookup_args))?;
+        read(&mut found, rows, true)?;
+    }
+    Ok(found)
+}
+
+/// Stores the messages of one group with a fixed number of statements whatever its size (each
+/// kind of row is inserted from arrays with `unnest`), and answers one outcome per message, in
+/// order, plus the live events to send with the COMMIT.
+async fn ingest_batch(
+    tx: &deadpool_postgres::Object,
+    messages: &[&Message],
+    options: StoreOptions,
+) -> Result<Vec<IngestOutcome>, StoreError> {
+    let now = now_micros();
+    let mut pairs: Vec<(&str, &str)> = messages.iter().map(|m| m.seed_pair()).collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let mut streams = begin_with_streams(tx, &pairs, now).await?;
+    let mut events = Vec::new();
+    for ((server, client), (state, created)) in &streams {
+        if *created {
+            events.push(LiveEvent::Stream(Box::new(StreamSummary {
+                id: state.id,
+                server_seed_hashed: server.clone(),
+                client_seed: client.clone(),
                 created_at: iso(now),
                 last_seen_at: iso(now),
                 total_bets: 0,
@@ -390,209 +432,310 @@ impl Group<'_, '_> {
                 last_observed_nonce: None,
                 notes: None,
                 verified: None,
-                seed_revealed: deriver.is_some(),
+                seed_revealed: state.deriver.is_some(),
                 rounds_count: 0,
             })));
         }
-        self.streams.insert(key, StreamState { pk, id, deriver });
-        Ok((pk, id, created))
     }
 
-    async fn insert_round(&mut self, pk: i64, stream_id: Uuid, nonce: i64, result: f64) -> Result<bool, StoreError> {
-        let statement = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO rounds (stream_pk, nonce, round_result) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            )
-            .await?;
-        let added = self.tx.execute(&statement, &[&pk, &nonce, &result]).await? == 1;
-        if added {
-            self.events.push(LiveEvent::Round { stream_id, nonce, round_result: result });
+    // Per message: its stream, and whether it is the first of its bet id / round in the group
+    // (later copies are answered `accepted: false` without being sent).
+    let mut pks = Vec::with_capacity(messages.len());
+    let mut bet_rows: Vec<usize> = Vec::new();
+    let mut round_rows: Vec<usize> = Vec::new();
+    let mut expected: Vec<Option<f64>> = vec![None; messages.len()];
+    let mut seen_bets = std::collections::HashSet::new();
+    let mut seen_rounds = std::collections::HashSet::new();
+    let mut announced = std::collections::HashSet::new();
+    let mut new_stream = vec![false; messages.len()];
+    for (i, message) in messages.iter().enumerate() {
+        let (server, client) = message.seed_pair();
+        let (state, created) = streams
+            .get_mut(&(server.to_string(), client.to_string()))
+            .ok_or_else(|| StoreError::Internal("stream not resolved".into()))?;
+        pks.push(state.pk);
+        new_stream[i] = *created && announced.insert(state.pk);
+        if let Message::Bet(bet) = message {
+            if seen_bets.insert((state.pk, bet.antebot_bet_id.as_str())) {
+                bet_rows.push(i);
+            }
+            expected[i] = state
+                .deriver
+                .as_mut()
+                .zip(u64::try_from(bet.nonce).ok())
+                .map(|(deriver, nonce)| deriver.result(nonce, bet.difficulty).max_multiplier);
         }
-        Ok(added)
+        if seen_rounds.insert((state.pk, message.nonce())) {
+            round_rows.push(i);
+        }
     }
 
-    async fn ingest(&mut self, messages: &[Message]) -> Result<Vec<IngestOutcome>, StoreError> {
-        let now = now_micros();
-        let mut outcomes = Vec::with_capacity(messages.len());
-        for message in messages {
-            let (server, client) = message.seed_pair();
-            let (pk, stream_id, new_stream) = self.stream_for(server, client, now).await?;
-            let mut delta = self.deltas.remove(&pk).unwrap_or_default();
-            delta.seen_at = now;
-            delta.max_nonce = delta.max_nonce.max(message.nonce());
-            let (accepted, bet_id) = match message {
-                Message::Bet(bet) => {
-                    let expected = self
-                        .streams
-                        .get_mut(&(server.to_string(), client.to_string()))
-                        .and_then(|s| s.deriver.as_mut())
-                        .zip(u64::try_from(bet.nonce).ok())
-                        .map(|(deriver, nonce)| deriver.result(nonce, bet.difficulty).max_multiplier);
-                    let verified = expected.map(|e| cents(e) == cents(bet.round_result));
-                    let statement = self
-                        .tx
-                        .prepare_cached(
-                            "INSERT INTO bets (stream_pk, antebot_bet_id, received_at, date_time, nonce, amount, payout,
-                                               payout_multiplier, difficulty, round_target, round_result, mult_cents,
-                                               verified, expected_multiplier)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-                             ON CONFLICT (stream_pk, antebot_bet_id) DO NOTHING
-                             RETURNING id, $5 - (SELECT max(p.nonce) FROM bets p
-                                                 WHERE p.stream_pk = $1 AND p.mult_cents = $12 AND p.nonce < $5)",
-                        )
-                        .await?;
-                    let row = self
-                        .tx
-                        .query_opt(
-                            &statement,
-                            &[
-                                &pk,
-                                &bet.antebot_bet_id,
-                                &now,
-                                &bet.date_time.map(|d| d.timestamp_micros()),
-                                &bet.nonce,
-                                &bet.amount,
-                                &bet.payout,
-                                &bet.payout_multiplier,
-                                &bet.difficulty.as_str(),
-                                &bet.round_target,
-                                &bet.round_result,
-                                &cents(bet.round_result),
-                                &verified,
-                                &expected,
-                            ],
-                        )
-                        .await?;
-                    let bet_id = match row {
-                        Some(row) => {
-                            let id: i64 = row.try_get(0)?;
-                            delta.add_bet(bet, id, verified);
-                            self.events.push(LiveEvent::Bet(Box::new(BetRecord {
-                                id,
-                                stream_id,
-                                antebot_bet_id: bet.antebot_bet_id.clone(),
-                                received_at: iso(now),
-                                date_time: bet.date_time.map(|d| iso(d.timestamp_micros())),
-                                nonce: bet.nonce,
-                                amount: bet.amount,
-                                payout: bet.payout,
-                                payout_multiplier: bet.payout_multiplier,
-                                difficulty: bet.difficulty.as_str().to_string(),
-                                round_target: bet.round_target,
-                                round_result: bet.round_result,
-                                distance_prev: row.try_get(1)?,
-                                verified,
-                                expected_multiplier: expected,
-                            })));
-                            Some(id)
-                        }
-                        None => None,
-                    };
-                    if self.insert_round(pk, stream_id, bet.nonce, bet.round_result).await? {
-                        delta.rounds += 1;
-                    }
-                    (bet_id.is_some(), bet_id)
-                }
-                Message::Heartbeat(hb) => {
-                    let added = self.insert_round(pk, stream_id, hb.nonce, hb.round_result).await?;
-                    delta.rounds += i64::from(added);
-                    (added, None)
-                }
-            };
-            self.deltas.insert(pk, delta);
-            outcomes.push(IngestOutcome { stream_id, new_stream, accepted, bet_id });
-        }
-        Ok(outcomes)
+    // Bets and rounds: one INSERT each, pipelined. RETURNING says which rows are new; bet ids
+    // follow message order. Each new bet also returns the nonce of the previous stored bet of the
+    // same multiplier (bets of this same statement are not visible to it: see below).
+    let bets: Vec<&crate::live::message::NewBet> = bet_rows
+        .iter()
+        .map(|&i| match messages[i] {
+            Message::Bet(bet) => bet,
+            Message::Heartbeat(_) => unreachable!("only bets are listed"),
+        })
+        .collect();
+    let bet_pks: Vec<i64> = bet_rows.iter().map(|&i| pks[i]).collect();
+    let verified: Vec<Option<bool>> =
+        bet_rows.iter().zip(&bets).map(|(&i, b)| expected[i].map(|e| cents(e) == cents(b.round_result))).collect();
+    let bet_ids_text: Vec<&str> = bets.iter().map(|b| b.antebot_bet_id.as_str()).collect();
+    let date_times: Vec<Option<i64>> = bets.iter().map(|b| b.date_time.map(|d| d.timestamp_micros())).collect();
+    let bet_nonces: Vec<i64> = bets.iter().map(|b| b.nonce).collect();
+    let amounts: Vec<f64> = bets.iter().map(|b| b.amount).collect();
+    let payouts: Vec<f64> = bets.iter().map(|b| b.payout).collect();
+    let payout_multipliers: Vec<f64> = bets.iter().map(|b| b.payout_multiplier).collect();
+    let difficulties: Vec<&str> = bets.iter().map(|b| b.difficulty.as_str()).collect();
+    let targets: Vec<Option<f64>> = bets.iter().map(|b| b.round_target).collect();
+    let bet_results: Vec<f64> = bets.iter().map(|b| b.round_result).collect();
+    let bet_cents: Vec<i64> = bets.iter().map(|b| cents(b.round_result)).collect();
+    let bet_expected: Vec<Option<f64>> = bet_rows.iter().map(|&i| expected[i]).collect();
+    let insert_bets = tx
+        .prepare_cached(
+            "INSERT INTO bets (stream_pk, antebot_bet_id, received_at, date_time, nonce, amount, payout,
+                               payout_multiplier, difficulty, round_target, round_result, mult_cents,
+                               verified, expected_multiplier)
+             SELECT pk, bet_id, $13, date_time, nonce, amount, payout, payout_multiplier, difficulty,
+                    round_target, round_result, mult_cents, verified, expected
+             FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::float8[], $6::float8[],
+                         $7::float8[], $8::text[], $9::float8[], $10::float8[], $11::bigint[], $12::float8[],
+                         $14::bool[])
+                  WITH ORDINALITY AS t(pk, bet_id, date_time, nonce, amount, payout, payout_multiplier,
+                                       difficulty, round_target, round_result, mult_cents, expected, verified, n)
+             ORDER BY n
+             ON CONFLICT (stream_pk, antebot_bet_id) DO NOTHING
+             RETURNING id, stream_pk, antebot_bet_id,
+                       (SELECT max(p.nonce) FROM bets p
+                        WHERE p.stream_pk = bets.stream_pk AND p.mult_cents = bets.mult_cents AND p.nonce < bets.nonce)",
+        )
+        .await?;
+    let round_pks: Vec<i64> = round_rows.iter().map(|&i| pks[i]).collect();
+    let round_nonces: Vec<i64> = round_rows.iter().map(|&i| messages[i].nonce()).collect();
+    let round_results: Vec<f64> = round_rows.iter().map(|&i| messages[i].round_result()).collect();
+    let insert_rounds = tx
+        .prepare_cached(
+            "INSERT INTO rounds (stream_pk, nonce, round_result)
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::float8[])
+             ON CONFLICT DO NOTHING RETURNING stream_pk, nonce",
+        )
+        .await?;
+    let bet_args: [&(dyn ToSql + Sync); 14] = [
+        &bet_pks,
+        &bet_ids_text,
+        &date_times,
+        &bet_nonces,
+        &amounts,
+        &payouts,
+        &payout_multipliers,
+        &difficulties,
+        &targets,
+        &bet_results,
+        &bet_cents,
+        &bet_expected,
+        &now,
+        &verified,
+    ];
+    let round_args: [&(dyn ToSql + Sync); 3] = [&round_pks, &round_nonces, &round_results];
+    let (bet_rows_back, round_rows_back) = tokio::try_join!(
+        biased;
+        tx.query(&insert_bets, &bet_args),
+        tx.query(&insert_rounds, &round_args),
+    )?;
+    let mut inserted: HashMap<(i64, String), (i64, Option<i64>)> = HashMap::with_capacity(bet_rows_back.len());
+    for row in bet_rows_back {
+        inserted.insert((row.try_get(1)?, row.try_get(2)?), (row.try_get(0)?, row.try_get(3)?));
     }
+    let mut bet_ids: Vec<Option<i64>> = vec![None; messages.len()];
+    // Previous bet of the same (stream, multiplier): the stored one, or an earlier-nonce new bet
+    // of this group, whichever is later.
+    let mut group_nonces: HashMap<(i64, i64), Vec<i64>> = HashMap::new();
+    for (k, &i) in bet_rows.iter().enumerate() {
+        if let Some(&(id, _)) = inserted.get(&(pks[i], bets[k].antebot_bet_id.clone())) {
+            bet_ids[i] = Some(id);
+            group_nonces.entry((pks[i], bet_cents[k])).or_default().push(bet_nonces[k]);
+        }
+    }
+    group_nonces.values_mut().for_each(|nonces| nonces.sort_unstable());
+    let mut previous: HashMap<i64, Option<i64>> = HashMap::with_capacity(inserted.len());
+    for (k, &i) in bet_rows.iter().enumerate() {
+        if let Some(&(id, stored)) = inserted.get(&(pks[i], bets[k].antebot_bet_id.clone())) {
+            let nonces = &group_nonces[&(pks[i], bet_cents[k])];
+            let before = nonces.partition_point(|&n| n < bet_nonces[k]);
+            let in_group = before.checked_sub(1).map(|j| nonces[j]);
+            previous.insert(id, stored.max(in_group));
+        }
+    }
+    let added: std::collections::HashSet<(i64, i64)> =
+        round_rows_back.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_, StoreError>>()?;
+    let round_added: Vec<bool> = (0..messages.len())
+        .map(|i| round_rows.binary_search(&i).is_ok() && added.contains(&(pks[i], messages[i].nonce())))
+        .collect();
 
-    async fn flush_deltas(&mut self, options: StoreOptions) -> Result<(), StoreError> {
-        let deltas = std::mem::take(&mut self.deltas);
-        for (pk, delta) in deltas {
-            apply_delta(self.tx, pk, &delta, options).await?;
+    let ids_of = |pk: i64| streams.values().find(|(s, _)| s.pk == pk).map(|(s, _)| s.id).unwrap_or_default();
+    let mut deltas: HashMap<i64, StreamDelta> = HashMap::new();
+    let mut outcomes = Vec::with_capacity(messages.len());
+    for (i, message) in messages.iter().enumerate() {
+        let pk = pks[i];
+        let stream_id = ids_of(pk);
+        let delta = deltas.entry(pk).or_default();
+        delta.seen_at = now;
+        delta.max_nonce = delta.max_nonce.max(message.nonce());
+        if let (Message::Bet(bet), Some(id)) = (message, bet_ids[i]) {
+            let verified = expected[i].map(|e| cents(e) == cents(bet.round_result));
+            delta.add_bet(bet, id, verified);
+            events.push(LiveEvent::Bet(Box::new(BetRecord {
+                id,
+                stream_id,
+                antebot_bet_id: bet.antebot_bet_id.clone(),
+                received_at: iso(now),
+                date_time: bet.date_time.map(|d| iso(d.timestamp_micros())),
+                nonce: bet.nonce,
+                amount: bet.amount,
+                payout: bet.payout,
+                payout_multiplier: bet.payout_multiplier,
+                difficulty: bet.difficulty.as_str().to_string(),
+                round_target: bet.round_target,
+                round_result: bet.round_result,
+                distance_prev: previous.get(&id).copied().flatten().map(|p| bet.nonce - p),
+                verified,
+                expected_multiplier: expected[i],
+            })));
         }
-        Ok(())
+        if round_added[i] {
+            delta.rounds += 1;
+            events.push(LiveEvent::Round { stream_id, nonce: message.nonce(), round_result: message.round_result() });
+        }
+        let accepted = match message {
+            Message::Bet(_) => bet_ids[i].is_some(),
+            Message::Heartbeat(_) => round_added[i],
+        };
+        outcomes.push(IngestOutcome { stream_id, new_stream: new_stream[i], accepted, bet_id: bet_ids[i] });
     }
+    apply_deltas_and_commit(tx, &deltas, &events, options).await?;
+    Ok(outcomes)
 }
 
-async fn apply_delta(
-    tx: &Transaction<'_>,
-    pk: i64,
-    delta: &StreamDelta,
+/// Writes the group's per-stream counters (one statement per table whatever the stream count),
+/// trims rounds beyond the retention, sends the live events and commits: all pipelined in one
+/// round trip. Any failing statement fails the whole pipeline and the transaction is not
+/// committed (PostgreSQL answers COMMIT of an aborted transaction with a rollback).
+async fn apply_deltas_and_commit(
+    tx: &deadpool_postgres::Object,
+    deltas: &HashMap<i64, StreamDelta>,
+    events: &[LiveEvent],
     options: StoreOptions,
 ) -> Result<(), StoreError> {
+    let d: Vec<(&i64, &StreamDelta)> = deltas.iter().collect();
+    let pks: Vec<i64> = d.iter().map(|(pk, _)| **pk).collect();
+    let column = |f: fn(&StreamDelta) -> i64| d.iter().map(|(_, x)| f(x)).collect::<Vec<i64>>();
+    let real = |f: fn(&StreamDelta) -> f64| d.iter().map(|(_, x)| f(x)).collect::<Vec<f64>>();
+    let (bets, max_nonce, rounds, seen_at, checked, matched) = (
+        column(|x| x.bets),
+        column(|x| x.max_nonce),
+        column(|x| x.rounds),
+        column(|x| x.seen_at),
+        column(|x| x.checked),
+        column(|x| x.matched),
+    );
+    let (sum, amount, payout) = (real(|x| x.sum_multiplier), real(|x| x.amount), real(|x| x.payout));
+    let highest: Vec<Option<f64>> = d.iter().map(|(_, x)| x.highest).collect();
+    let lowest: Vec<Option<f64>> = d.iter().map(|(_, x)| x.lowest).collect();
     // GREATEST and LEAST ignore NULLs: a stream's first bet sets the value.
     let update = tx
         .prepare_cached(
-            "UPDATE streams SET
-                total_bets = total_bets + $2,
-                highest_multiplier = GREATEST(highest_multiplier, $3),
-                lowest_multiplier = LEAST(lowest_multiplier, $7),
-                last_observed_nonce = GREATEST(last_observed_nonce, $4),
-                rounds_count = rounds_count + $5,
-                last_seen_at = $6,
-                sum_multiplier = sum_multiplier + $8,
-                total_amount = total_amount + $9,
-                total_payout = total_payout + $10,
-                verified_checked = verified_checked + $11,
-                verified_matched = verified_matched + $12,
-                verified_mismatched = verified_mismatched + ($11 - $12)
-             WHERE pk = $1 RETURNING rounds_count",
+            "UPDATE streams s SET
+                total_bets = s.total_bets + d.bets,
+                highest_multiplier = GREATEST(s.highest_multiplier, d.highest),
+                lowest_multiplier = LEAST(s.lowest_multiplier, d.lowest),
+                last_observed_nonce = GREATEST(s.last_observed_nonce, d.max_nonce),
+                rounds_count = s.rounds_count + d.rounds,
+                last_seen_at = d.seen_at,
+                sum_multiplier = s.sum_multiplier + d.sum_multiplier,
+                total_amount = s.total_amount + d.amount,
+                total_payout = s.total_payout + d.payout,
+                verified_checked = s.verified_checked + d.checked,
+                verified_matched = s.verified_matched + d.matched,
+                verified_mismatched = s.verified_mismatched + (d.checked - d.matched)
+             FROM unnest($1::bigint[], $2::bigint[], $3::float8[], $4::float8[], $5::bigint[], $6::bigint[],
+                         $7::bigint[], $8::float8[], $9::float8[], $10::float8[], $11::bigint[], $12::bigint[])
+                  AS d(pk, bets, highest, lowest, max_nonce, rounds, seen_at, sum_multiplier, amount, payout,
+                       checked, matched)
+             WHERE s.pk = d.pk",
         )
         .await?;
-    let row = tx
-        .query_one(
-            &update,
-            &[
-                &pk,
-                &delta.bets,
-                &delta.highest,
-                &delta.max_nonce,
-                &delta.rounds,
-                &delta.seen_at,
-                &delta.lowest,
-                &delta.sum_multiplier,
-                &delta.amount,
-                &delta.payout,
-                &delta.checked,
-                &delta.matched,
-            ],
+
+    let difficulties: Vec<(i64, &str, i64, i64)> = d
+        .iter()
+        .flat_map(|(pk, x)| x.difficulties.iter().map(|(name, bets, last)| (**pk, *name, *bets, *last)))
+        .collect();
+    let upsert_difficulties = tx
+        .prepare_cached(
+            "INSERT INTO stream_difficulties (stream_pk, difficulty, bets, last_bet)
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[])
+             ON CONFLICT (stream_pk, difficulty) DO UPDATE SET bets = stream_difficulties.bets + excluded.bets,
+                last_bet = GREATEST(stream_difficulties.last_bet, excluded.last_bet)",
         )
         .await?;
-    let rounds_count: i64 = row.try_get(0)?;
-    if !delta.difficulties.is_empty() {
-        let upsert = tx
-            .prepare_cached(
-                "INSERT INTO stream_difficulties (stream_pk, difficulty, bets, last_bet) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (stream_pk, difficulty) DO UPDATE SET bets = stream_difficulties.bets + excluded.bets,
-                    last_bet = GREATEST(stream_difficulties.last_bet, excluded.last_bet)",
-            )
-            .await?;
-        for (difficulty, bets, last_bet) in &delta.difficulties {
-            tx.execute(&upsert, &[&pk, difficulty, bets, last_bet]).await?;
-        }
-    }
-    if !delta.multipliers.is_empty() {
-        let upsert = tx
-            .prepare_cached(
-                "INSERT INTO stream_multipliers (stream_pk, difficulty, mult_cents, bets) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (stream_pk, difficulty, mult_cents) DO UPDATE SET bets = stream_multipliers.bets + excluded.bets",
-            )
-            .await?;
-        for (difficulty, mult_cents, bets) in &delta.multipliers {
-            tx.execute(&upsert, &[&pk, difficulty, mult_cents, bets]).await?;
-        }
-    }
+    let difficulty_columns = (
+        difficulties.iter().map(|x| x.0).collect::<Vec<i64>>(),
+        difficulties.iter().map(|x| x.1).collect::<Vec<&str>>(),
+        difficulties.iter().map(|x| x.2).collect::<Vec<i64>>(),
+        difficulties.iter().map(|x| x.3).collect::<Vec<i64>>(),
+    );
+    let multipliers: Vec<(i64, &str, i64, i64)> =
+        d.iter().flat_map(|(pk, x)| x.multipliers.iter().map(|(name, c, bets)| (**pk, *name, *c, *bets))).collect();
+    let upsert_multipliers = tx
+        .prepare_cached(
+            "INSERT INTO stream_multipliers (stream_pk, difficulty, mult_cents, bets)
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[])
+             ON CONFLICT (stream_pk, difficulty, mult_cents) DO UPDATE SET bets = stream_multipliers.bets + excluded.bets",
+        )
+        .await?;
+    let multiplier_columns = (
+        multipliers.iter().map(|x| x.0).collect::<Vec<i64>>(),
+        multipliers.iter().map(|x| x.1).collect::<Vec<&str>>(),
+        multipliers.iter().map(|x| x.2).collect::<Vec<i64>>(),
+        multipliers.iter().map(|x| x.3).collect::<Vec<i64>>(),
+    );
+
+    // Rounds beyond the retention, oldest first, for the streams of this group.
     let retention = i64::try_from(options.rounds_retention).unwrap_or(i64::MAX);
-    if rounds_count > retention {
-        let excess = rounds_count - retention;
-        tx.execute(
-            "DELETE FROM rounds WHERE stream_pk = $1 AND nonce IN
-                (SELECT nonce FROM rounds WHERE stream_pk = $1 ORDER BY nonce ASC LIMIT $2)",
-            &[&pk, &excess],
+    let trim = tx
+        .prepare_cached(
+            "DELETE FROM rounds r USING (SELECT pk, rounds_count - $1 AS excess FROM streams
+                                        WHERE pk = ANY($2) AND rounds_count > $1) o
+             WHERE r.stream_pk = o.pk
+               AND r.nonce <= (SELECT nonce FROM rounds WHERE stream_pk = o.pk ORDER BY nonce OFFSET o.excess - 1 LIMIT 1)",
         )
         .await?;
-        tx.execute("UPDATE streams SET rounds_count = $2 WHERE pk = $1", &[&pk, &retention]).await?;
-    }
+    let trimmed =
+        tx.prepare_cached("UPDATE streams SET rounds_count = $1 WHERE pk = ANY($2) AND rounds_count > $1").await?;
+    let notify = tx
+        .prepare_cached("SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n")
+        .await?;
+    let payloads = notify_payloads(events);
+
+    let update_args: [&(dyn ToSql + Sync); 12] =
+        [&pks, &bets, &highest, &lowest, &max_nonce, &rounds, &seen_at, &sum, &amount, &payout, &checked, &matched];
+    let difficulty_args: [&(dyn ToSql + Sync); 4] =
+        [&difficulty_columns.0, &difficulty_columns.1, &difficulty_columns.2, &difficulty_columns.3];
+    let multiplier_args: [&(dyn ToSql + Sync); 4] =
+        [&multiplier_columns.0, &multiplier_columns.1, &multiplier_columns.2, &multiplier_columns.3];
+    let retention_args: [&(dyn ToSql + Sync); 2] = [&retention, &pks];
+    let notify_args: [&(dyn ToSql + Sync); 2] = [&CHANNEL, &payloads];
+    tokio::try_join!(
+        biased;
+        tx.execute(&update, &update_args),
+        tx.execute(&upsert_difficulties, &difficulty_args),
+        tx.execute(&upsert_multipliers, &multiplier_args),
+        tx.execute(&trim, &retention_args),
+        tx.execute(&trimmed, &retention_args),
+        tx.execute(&notify, &notify_args),
+        tx.batch_execute("COMMIT"),
+    )?;
     Ok(())
 }
