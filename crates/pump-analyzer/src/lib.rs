@@ -83,18 +83,25 @@ impl Application {
             TcpListener::bind(SocketAddr::new(settings.host, settings.port)).await.map_err(StartError::Bind)?;
         let address = listener.local_addr().map_err(StartError::Bind)?;
         let window = Duration::from_secs(60);
-        let limiter = match (&settings.redis_url, settings.ingest_rate_limit) {
-            (_, 0) => None,
-            (Some(url), limit) => Some(Arc::new(Limiter::Redis(
-                RedisLimiter::connect(url.expose(), &settings.redis_key_prefix, limit, window)
+        let redis = match &settings.redis_url {
+            Some(url) => Some(
+                RedisLimiter::connect(url.expose(), &settings.redis_key_prefix, settings.ingest_rate_limit, window)
                     .await
                     .map_err(StartError::Redis)?,
-            ))),
+            ),
+            None => None,
+        };
+        let login = settings
+            .dashboard_password
+            .as_ref()
+            .map(|p| Arc::new(session::login::Login::new(p.expose(), redis.as_ref())));
+        let limiter = match (redis, settings.ingest_rate_limit) {
+            (_, 0) => None,
+            (Some(redis), _) => Some(Arc::new(Limiter::Redis(redis))),
             (None, limit) => Some(Arc::new(Limiter::Local(RateLimiter::new(limit, window, DEFAULT_MAX_KEYS)))),
         };
         let tokens = Arc::new(IngestTokens::new(settings.ingest_tokens.expose()));
         let sessions = Arc::new(session::Sessions::new(&secret, &settings));
-        let login = settings.dashboard_password.as_ref().map(|p| Arc::new(session::login::Login::new(p.expose())));
         let state = AppState {
             settings: Arc::new(settings),
             store,

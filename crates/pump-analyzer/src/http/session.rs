@@ -152,7 +152,7 @@ async fn login(State(state): State<AppState>, request: Request) -> Response {
             "No DASHBOARD_PASSWORD is set; there is nothing to log in to",
         );
     };
-    let gate = login.peek(ip);
+    let Ok(gate) = login.peek(ip).await else { return login_limiter_unavailable() };
     if !gate.allowed {
         crate::security::audit::event(429, "too many login attempts", ip, "/api/session/login");
         let mut response =
@@ -174,13 +174,22 @@ async fn login(State(state): State<AppState>, request: Request) -> Response {
     let checker = login.clone();
     let ok = tokio::task::spawn_blocking(move || checker.verify(&password)).await.unwrap_or(false);
     if !ok {
-        let decision = login.attempts.check(ip);
+        let Ok(decision) = login.attempts.check(ip).await else { return login_limiter_unavailable() };
         crate::security::audit::event(401, "wrong dashboard password", ip, "/api/session/login");
         let mut response = refusal(StatusCode::UNAUTHORIZED, "LOGIN_FAILED", "Wrong password");
         write_rate_limit(response.headers_mut(), &decision, 60);
         return response;
     }
     rotate(&state, &session, true, over_https).await.unwrap_or_else(|r| r)
+}
+
+/// Failed logins cannot be counted (Redis unreachable): refuse rather than allow unlimited guesses.
+fn login_limiter_unavailable() -> Response {
+    refusal(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "SERVICE_UNAVAILABLE",
+        "Login attempts cannot be counted right now (Redis is unreachable); retry shortly",
+    )
 }
 
 async fn logout(State(state): State<AppState>, request: Request) -> Response {

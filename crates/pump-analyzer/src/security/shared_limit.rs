@@ -92,6 +92,8 @@ impl Limiter {
 
 pub struct RedisLimiter {
     connection: ConnectionManager,
+    /// What is limited (`ingest`, `login`): part of every key.
+    scope: &'static str,
     script: redis::Script,
     prefix: String,
     limit: u32,
@@ -118,6 +120,7 @@ impl RedisLimiter {
                 .map_err(|e| format!("cannot connect to Redis: {e}"))?;
         Ok(Self {
             connection,
+            scope: "ratelimit",
             script: redis::Script::new(SCRIPT),
             prefix: prefix.to_string(),
             limit,
@@ -127,8 +130,22 @@ impl RedisLimiter {
         })
     }
 
+    /// Another limit on the same connection, with its own keys (`scope`).
+    pub fn sibling(&self, scope: &'static str, limit: u32, window: Duration) -> Self {
+        Self {
+            connection: self.connection.clone(),
+            scope,
+            script: self.script.clone(),
+            prefix: self.prefix.clone(),
+            limit,
+            window,
+            sequence: AtomicU64::new(0),
+            instance: self.instance.clone(),
+        }
+    }
+
     async fn decide(&self, ip: IpAddr, consume: bool) -> Result<Decision, LimiterUnavailable> {
-        let key = format!("{}ratelimit:{ip}", self.prefix);
+        let key = format!("{}{}:{ip}", self.prefix, self.scope);
         let member = format!("{}-{}", self.instance, self.sequence.fetch_add(1, Ordering::Relaxed));
         let window_ms = self.window.as_millis() as u64;
         let mut connection = self.connection.clone();

@@ -8,6 +8,7 @@ use argon2::Argon2;
 use subtle::ConstantTimeEq;
 
 use crate::security::rate_limit::{Decision, RateLimiter};
+use crate::security::shared_limit::{Limiter, LimiterUnavailable};
 
 /// Failed login attempts allowed per client IP per minute.
 pub const ATTEMPTS_PER_MINUTE: u32 = 5;
@@ -15,7 +16,8 @@ pub const ATTEMPTS_PER_MINUTE: u32 = 5;
 pub struct Login {
     salt: [u8; 16],
     hash: [u8; 32],
-    pub attempts: RateLimiter,
+    /// Failed attempts per client IP: in process, or in Redis shared by every instance.
+    pub attempts: Limiter,
 }
 
 fn derive(password: &[u8], salt: &[u8; 16]) -> [u8; 32] {
@@ -26,14 +28,16 @@ fn derive(password: &[u8], salt: &[u8; 16]) -> [u8; 32] {
 }
 
 impl Login {
-    pub fn new(password: &str) -> Self {
+    /// With `shared`, failed attempts are counted in Redis for the whole deployment.
+    pub fn new(password: &str, shared: Option<&crate::security::shared_limit::RedisLimiter>) -> Self {
         let mut salt = [0u8; 16];
         let _ = getrandom::fill(&mut salt);
-        Self {
-            hash: derive(password.as_bytes(), &salt),
-            salt,
-            attempts: RateLimiter::new(ATTEMPTS_PER_MINUTE, Duration::from_secs(60), 100_000),
-        }
+        let window = Duration::from_secs(60);
+        let attempts = match shared {
+            Some(redis) => Limiter::Redis(redis.sibling("login", ATTEMPTS_PER_MINUTE, window)),
+            None => Limiter::Local(RateLimiter::new(ATTEMPTS_PER_MINUTE, window, 100_000)),
+        };
+        Self { hash: derive(password.as_bytes(), &salt), salt, attempts }
     }
 
     /// Compares a candidate password (slow by design: call it off the async executor).
@@ -42,8 +46,8 @@ impl Login {
     }
 
     /// Whether `ip` may try again now (a failed attempt uses one slot).
-    pub fn peek(&self, ip: IpAddr) -> Decision {
-        self.attempts.peek(ip)
+    pub async fn peek(&self, ip: IpAddr) -> Result<Decision, LimiterUnavailable> {
+        self.attempts.peek(ip).await
     }
 
     /// Paths reachable without logging in.
@@ -58,7 +62,7 @@ mod tests {
 
     #[test]
     fn only_the_right_password_verifies() {
-        let login = Login::new("correct horse");
+        let login = Login::new("correct horse", None);
         assert!(login.verify("correct horse"));
         assert!(!login.verify("correct horse "));
         assert!(!login.verify(""));

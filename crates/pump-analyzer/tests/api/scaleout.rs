@@ -243,3 +243,31 @@ async fn when_postgres_goes_away_requests_answer_503_and_the_instance_recovers()
     }
     assert!(delivered, "live events resume after PostgreSQL returns");
 }
+
+#[tokio::test]
+async fn failed_logins_are_counted_across_instances() {
+    let Some((pg, redis)) = services() else { return };
+    let database = PgDatabase::create(&pg).await;
+    let prefix = prefix();
+    let vars =
+        [("REDIS_URL", redis.as_str()), ("REDIS_KEY_PREFIX", prefix.as_str()), ("DASHBOARD_PASSWORD", "hunter22")];
+    let a = spawn_app_on(TestDatabase::Shared(database.url.clone()), &vars).await;
+    let b = spawn_app_on(TestDatabase::Shared(database.url.clone()), &vars).await;
+    let token = a.csrf().await;
+    let attempt = |app: &TestApp, password: &str| {
+        a.client
+            .post(app.url("/api/session/login"))
+            .header("X-CSRF-Token", &token)
+            .json(&serde_json::json!({"password": password}))
+            .send()
+    };
+    for n in 0..5 {
+        let app = if n < 3 { &a } else { &b };
+        assert_eq!(attempt(app, "wrong").await.unwrap().status(), 401, "attempt {}", n + 1);
+    }
+    for app in [&a, &b] {
+        let response = attempt(app, "hunter22").await.unwrap();
+        assert_eq!(response.status(), 429, "5 failures in a minute on any instances lock the IP out everywhere");
+        assert!(response.headers().contains_key("retry-after"));
+    }
+}
