@@ -176,8 +176,8 @@ impl Connection {
     }
 
     async fn forward(&mut self, event: &LiveEvent) -> std::result::Result<Flow, ()> {
-        if let Some(key) = self.key
-            && event.stream_id() != key.id
+        if let (Some(key), Some(stream)) = (self.key, event.stream_id())
+            && stream != key.id
         {
             return Ok(Flow::Continue);
         }
@@ -208,6 +208,7 @@ impl Connection {
                 let data = json!({ "stream_id": stream_id });
                 self.send(Event::default().event("verified").json_data(data).unwrap_or_default()).await?;
             }
+            LiveEvent::Resync => self.backfill().await?,
         }
         Ok(Flow::Continue)
     }

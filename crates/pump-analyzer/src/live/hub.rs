@@ -34,16 +34,21 @@ pub enum LiveEvent {
     Verified {
         stream_id: Uuid,
     },
+    /// Events may have been missed (the feed from other instances was interrupted and is back):
+    /// subscribers re-read what they missed from the database.
+    Resync,
 }
 
 impl LiveEvent {
-    pub fn stream_id(&self) -> Uuid {
+    /// The stream the event is about; `None` for events about every stream.
+    pub fn stream_id(&self) -> Option<Uuid> {
         match self {
-            LiveEvent::Stream(s) => s.id,
-            LiveEvent::Bet(b) => b.stream_id,
+            LiveEvent::Stream(s) => Some(s.id),
+            LiveEvent::Bet(b) => Some(b.stream_id),
             LiveEvent::Round { stream_id, .. }
             | LiveEvent::StreamDeleted { stream_id }
-            | LiveEvent::Verified { stream_id } => *stream_id,
+            | LiveEvent::Verified { stream_id } => Some(*stream_id),
+            LiveEvent::Resync => None,
         }
     }
 }

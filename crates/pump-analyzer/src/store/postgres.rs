@@ -213,7 +213,8 @@ fn notify_payloads(events: &[LiveEvent]) -> Vec<String> {
 /// Receives this database's live events and republishes them on the local hub; reconnects by
 /// itself when the connection is lost. Ends when the store is dropped.
 async fn listen(config: tokio_postgres::Config, hub: Hub, mut alive: watch::Receiver<()>) {
-    let mut warned = false;
+    // Warn once per outage, not once per reconnection attempt.
+    let warned = std::sync::atomic::AtomicBool::new(false);
     loop {
         let session = async {
             let (client, mut connection) = config.connect(NoTls).await?;
@@ -234,7 +235,12 @@ async fn listen(config: tokio_postgres::Config, hub: Hub, mut alive: watch::Rece
                 Ok(())
             });
             client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
-            tracing::info!("listening for live events of other instances");
+            if warned.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                tracing::info!("live events from PostgreSQL resumed");
+            }
+            // Whatever was committed while nobody listened is in the database: SSE clients
+            // re-read from their last event id.
+            hub.publish(LiveEvent::Resync);
             while let Some(payload) = rx.recv().await {
                 match serde_json::from_str::<LiveEvent>(&payload) {
                     Ok(event) => hub.publish(event),
@@ -249,9 +255,8 @@ async fn listen(config: tokio_postgres::Config, hub: Hub, mut alive: watch::Rece
         };
         tokio::select! {
             result = session => {
-                if let Err(e) = result && !warned {
+                if let Err(e) = result && !warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
                     tracing::warn!(error = %e, "live events from PostgreSQL interrupted; reconnecting");
-                    warned = true;
                 }
             }
             _ = alive.changed() => return,

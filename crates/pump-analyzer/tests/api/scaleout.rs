@@ -227,20 +227,23 @@ async fn when_postgres_goes_away_requests_answer_503_and_the_instance_recovers()
         let sql = format!("SELECT count(*) FROM bets WHERE antebot_bet_id = '{id}'");
         assert_eq!(direct.count(&sql).await, 1, "{id}");
     }
-    // Live events flow again once the LISTEN connection is back.
+    // Live events flow again once the LISTEN connection is back, and the bet acknowledged right
+    // after recovery (perhaps before LISTEN was back) reaches the SSE client too.
+    let recovered = format!("back-{nonce}");
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut n = 0;
-    let mut delivered = false;
-    while Instant::now() < deadline && !delivered {
+    let (mut live_seen, mut recovered_seen) = (false, false);
+    while Instant::now() < deadline && !(live_seen && recovered_seen) {
         n += 1;
         assert_eq!(app.ingest(&bet(&format!("live-{n}"), 5000 + n)).await.status(), 200);
         while let Some(event) = events.next(Duration::from_millis(500)).await {
-            if event.event == "bet" && event.data.contains("live-") {
-                delivered = true;
-                break;
+            if event.event == "bet" {
+                live_seen |= event.data.contains("\"live-");
+                recovered_seen |= event.data.contains(&format!("\"{recovered}\""));
             }
         }
     }
+    let delivered = live_seen && recovered_seen;
     assert!(delivered, "live events resume after PostgreSQL returns");
 }
 
