@@ -295,11 +295,16 @@
     dialog.addEventListener('close', async function onClose() {
       dialog.removeEventListener('close', onClose);
       if (dialog.returnValue !== 'delete') return;
+      // Stop the background refreshes and let those in flight finish first, so that none of
+      // them asks for the stream after it is gone.
+      stopRefreshing();
+      await Promise.allSettled([...inflight]);
       try {
         const r = await api(`/live/streams/${id}`, { method: 'DELETE' });
         toast(`Deleted stream and ${r.bets_deleted} bets`);
         window.location.assign('/');
       } catch (e) {
+        gone = false;
         toast(e.message, 'error');
       }
     });
@@ -335,20 +340,40 @@
 
   // ---- live -----------------------------------------------------------------------------------
   let detailTimer = null;
+  let cadenceTimer = null;
+  /** The stream is being deleted or is gone: background refreshes stop asking for it. */
+  let gone = false;
+  /** Background refreshes still waiting for their answer. */
+  const inflight = new Set();
+
+  /** Runs one background refresh unless the stream is gone, remembering it while it runs. */
+  function refresh(load) {
+    if (gone) return;
+    const p = load().catch(() => {});
+    inflight.add(p);
+    p.finally(() => inflight.delete(p));
+  }
+
+  function stopRefreshing() {
+    gone = true;
+    clearTimeout(detailTimer);
+    clearTimeout(cadenceTimer);
+    detailTimer = cadenceTimer = null;
+  }
+
   function refreshDetailSoon() {
-    if (detailTimer) return;
+    if (detailTimer || gone) return;
     detailTimer = setTimeout(() => {
       detailTimer = null;
-      loadDetail().catch(() => {});
+      refresh(loadDetail);
     }, 2000);
   }
 
-  let cadenceTimer = null;
   function refreshCadenceSoon() {
-    if (cadenceTimer) return;
+    if (cadenceTimer || gone) return;
     cadenceTimer = setTimeout(() => {
       cadenceTimer = null;
-      loadCadence().catch(() => {});
+      refresh(loadCadence);
     }, 1000);
   }
 
@@ -378,14 +403,15 @@
         renderHealth();
         refreshCadenceSoon();
       },
-      verified: () => loadDetail().then(loadBets).catch(() => {}),
+      verified: () => refresh(() => loadDetail().then(loadBets)),
       deleted: () => {
+        stopRefreshing();
         toast('This stream was deleted', 'error');
         setTimeout(() => window.location.assign('/'), 1500);
       },
     });
     setInterval(renderHealth, 1000);
-    setInterval(() => { renderDistribution(); loadPinned().catch(() => {}); }, 10000);
+    setInterval(() => { renderDistribution(); refresh(loadPinned); }, 10000);
     if (localStorage.getItem('autoFollow') === '1') {
       App.live('/live/events', { bet: (b) => { if (b.stream_id !== id) window.location.assign(`/streams/${b.stream_id}`); } });
     }
