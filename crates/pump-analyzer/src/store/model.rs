@@ -182,3 +182,54 @@ pub struct SessionRecord {
     /// Logged in with `DASHBOARD_PASSWORD`.
     pub authenticated: bool,
 }
+
+impl StreamSummary {
+    /// A stream created now, before any bet or round is counted (the live `stream` event).
+    pub fn created(id: Uuid, server_seed_hashed: &str, client_seed: &str, now: i64, seed_revealed: bool) -> Self {
+        StreamSummary {
+            id,
+            server_seed_hashed: server_seed_hashed.to_string(),
+            client_seed: client_seed.to_string(),
+            created_at: iso(now),
+            last_seen_at: iso(now),
+            total_bets: 0,
+            highest_multiplier: None,
+            last_observed_nonce: None,
+            notes: None,
+            verified: None,
+            seed_revealed,
+            rounds_count: 0,
+        }
+    }
+}
+
+impl BetRecord {
+    /// The record of a bet just stored with `id` (the live `bet` event).
+    pub fn stored(
+        id: i64,
+        stream_id: Uuid,
+        bet: &crate::live::message::NewBet,
+        received_at: i64,
+        distance_prev: Option<i64>,
+        expected_multiplier: Option<f64>,
+    ) -> Self {
+        BetRecord {
+            id,
+            stream_id,
+            antebot_bet_id: bet.antebot_bet_id.clone(),
+            received_at: iso(received_at),
+            date_time: bet.date_time.map(|d| iso(d.timestamp_micros())),
+            nonce: bet.nonce,
+            amount: bet.amount,
+            payout: bet.payout,
+            payout_multiplier: bet.payout_multiplier,
+            difficulty: bet.difficulty.as_str().to_string(),
+            round_target: bet.round_target,
+            round_result: bet.round_result,
+            distance_prev,
+            verified: expected_multiplier
+                .map(|e| pump_engine::tables::cents(e) == pump_engine::tables::cents(bet.round_result)),
+            expected_multiplier,
+        }
+    }
+}

@@ -26,7 +26,7 @@ use uuid::Uuid;
 use pump_engine::RoundDeriver;
 
 use super::delta::{StreamDelta, now_micros};
-use super::model::{BetRecord, StreamSummary, iso};
+use super::model::{BetRecord, StreamSummary};
 use super::{IngestOutcome, StoreError, StoreOptions};
 use crate::live::hub::{Hub, LiveEvent};
 use crate::live::message::Message;
@@ -426,20 +426,13 @@ async fn ingest_batch(
     let mut events = Vec::new();
     for ((server, client), (state, created)) in &streams {
         if *created {
-            events.push(LiveEvent::Stream(Box::new(StreamSummary {
-                id: state.id,
-                server_seed_hashed: server.clone(),
-                client_seed: client.clone(),
-                created_at: iso(now),
-                last_seen_at: iso(now),
-                total_bets: 0,
-                highest_multiplier: None,
-                last_observed_nonce: None,
-                notes: None,
-                verified: None,
-                seed_revealed: state.deriver.is_some(),
-                rounds_count: 0,
-            })));
+            events.push(LiveEvent::Stream(Box::new(StreamSummary::created(
+                state.id,
+                server,
+                client,
+                now,
+                state.deriver.is_some(),
+            ))));
         }
     }
 
@@ -592,23 +585,14 @@ async fn ingest_batch(
         if let (Message::Bet(bet), Some(id)) = (message, bet_ids[i]) {
             let verified = expected[i].map(|e| cents(e) == cents(bet.round_result));
             delta.add_bet(bet, id, verified);
-            events.push(LiveEvent::Bet(Box::new(BetRecord {
+            events.push(LiveEvent::Bet(Box::new(BetRecord::stored(
                 id,
                 stream_id,
-                antebot_bet_id: bet.antebot_bet_id.clone(),
-                received_at: iso(now),
-                date_time: bet.date_time.map(|d| iso(d.timestamp_micros())),
-                nonce: bet.nonce,
-                amount: bet.amount,
-                payout: bet.payout,
-                payout_multiplier: bet.payout_multiplier,
-                difficulty: bet.difficulty.as_str().to_string(),
-                round_target: bet.round_target,
-                round_result: bet.round_result,
-                distance_prev: previous.get(&id).copied().flatten().map(|p| bet.nonce - p),
-                verified,
-                expected_multiplier: expected[i],
-            })));
+                bet,
+                now,
+                previous.get(&id).copied().flatten().map(|p| bet.nonce - p),
+                expected[i],
+            ))));
         }
         if round_added[i] {
             delta.rounds += 1;

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use pump_engine::{Difficulty, RoundDeriver};
 
-use super::model::{BetRecord, StreamSummary, iso};
+use super::model::{BetRecord, StreamSummary};
 use super::{IngestOutcome, StoreError, StoreOptions};
 use crate::live::hub::{Hub, LiveEvent};
 use crate::live::message::Message;
@@ -382,20 +382,13 @@ impl Writer {
             .optional()?;
         let deriver = seed.map(|seed| Box::new(RoundDeriver::new(&seed, client_seed)));
         if created {
-            self.events.push(LiveEvent::Stream(Box::new(StreamSummary {
+            self.events.push(LiveEvent::Stream(Box::new(StreamSummary::created(
                 id,
-                server_seed_hashed: server_seed_hashed.to_string(),
-                client_seed: client_seed.to_string(),
-                created_at: iso(now),
-                last_seen_at: iso(now),
-                total_bets: 0,
-                highest_multiplier: None,
-                last_observed_nonce: None,
-                notes: None,
-                verified: None,
-                seed_revealed: deriver.is_some(),
-                rounds_count: 0,
-            })));
+                server_seed_hashed,
+                client_seed,
+                now,
+                deriver.is_some(),
+            ))));
         }
         self.streams.insert(key.clone(), pk);
         self.entries.insert(pk, StreamEntry { id, deriver });
@@ -471,23 +464,14 @@ impl Writer {
                         delta.add_bet(bet, id, verified);
                         if self.live() {
                             let distance_prev = self.distance_prev(pk, bet.nonce, bet.round_result)?;
-                            self.events.push(LiveEvent::Bet(Box::new(BetRecord {
+                            self.events.push(LiveEvent::Bet(Box::new(BetRecord::stored(
                                 id,
                                 stream_id,
-                                antebot_bet_id: bet.antebot_bet_id.clone(),
-                                received_at: iso(now),
-                                date_time: bet.date_time.map(|d| iso(d.timestamp_micros())),
-                                nonce: bet.nonce,
-                                amount: bet.amount,
-                                payout: bet.payout,
-                                payout_multiplier: bet.payout_multiplier,
-                                difficulty: bet.difficulty.as_str().to_string(),
-                                round_target: bet.round_target,
-                                round_result: bet.round_result,
+                                bet,
+                                now,
                                 distance_prev,
-                                verified,
-                                expected_multiplier: expected,
-                            })));
+                                expected,
+                            ))));
                         }
                     }
                     if self.insert_round(pk, bet.nonce, bet.round_result)? {
