@@ -149,6 +149,7 @@ fn main() {
             if args.heartbeats { "heartbeat" } else { "bet" },
             elapsed
         );
+        println!("requests={requests}");
         println!("requests/s={:.0}", requests / elapsed);
         println!("bets/s={:.0}", requests * args.batch as f64 / elapsed);
         println!(

@@ -102,7 +102,7 @@ impl Application {
         };
         let tokens = Arc::new(IngestTokens::new(settings.ingest_tokens.expose()));
         let sessions = Arc::new(session::Sessions::new(&secret, &settings));
-        let state = AppState {
+        let state = AppState::new(http::SharedState {
             settings: Arc::new(settings),
             store,
             tokens,
@@ -113,7 +113,7 @@ impl Application {
             login,
             metrics: Arc::default(),
             closing: Arc::new(tokio::sync::watch::channel(false).0),
-        };
+        });
         Ok(Self { listener, tls, address, state, secret_source })
     }
 

@@ -31,9 +31,28 @@ use crate::security::{client_ip, cors, headers, host_guard};
 use crate::store::Store;
 use error::AppError;
 
-/// Everything a handler needs; cheap to clone.
+/// Everything a handler needs. Cloning is one reference-count increment: every middleware layer
+/// clones the state for every request, and profiling showed cloning the fields one by one (ten
+/// atomic increments and decrements per layer) among the top costs of an ingest request.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+impl AppState {
+    pub fn new(shared: SharedState) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct SharedState {
     pub settings: Arc<Settings>,
     pub store: Store,
     pub tokens: Arc<IngestTokens>,
