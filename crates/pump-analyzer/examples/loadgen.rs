@@ -120,7 +120,8 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 
 fn main() {
     let args = Arc::new(parse_args());
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    // One thread, no work stealing: the generator shares the cores with the server it measures.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let run = Arc::new(format!(
             "{:x}",

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router, middleware};
 use serde_json::{Value, json};
+use tower::ServiceBuilder;
 
 use super::AppState;
 use super::error::{AppError, Result};
@@ -18,10 +19,11 @@ use crate::metrics::{IngestTag, Metrics};
 use crate::security::ingest_guard;
 
 pub fn router(state: AppState) -> Router<AppState> {
-    Router::new()
-        .route("/live/ingest", post(ingest))
-        .route_layer(middleware::from_fn_with_state(state.clone(), ingest_guard::layer))
-        .route_layer(middleware::from_fn_with_state(state, measure))
+    Router::new().route("/live/ingest", post(ingest)).route_layer(
+        ServiceBuilder::new()
+            .layer(middleware::from_fn_with_state(state.clone(), measure))
+            .layer(middleware::from_fn_with_state(state, ingest_guard::layer)),
+    )
 }
 
 /// Counts every ingest request by outcome and times it (guard refusals included).

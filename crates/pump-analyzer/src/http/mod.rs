@@ -18,8 +18,10 @@ mod verify;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
 use axum::{Router, middleware};
 use http::header;
+use tower::ServiceBuilder;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
@@ -72,9 +74,32 @@ pub struct SharedState {
     pub closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
-/// The whole application router with its layers, outermost last:
+/// The whole application router with its layers, outermost first:
 /// hygiene headers → client IP → host guard → CORS audit → CORS → trace → routes.
+///
+/// The layers are composed into one service stack (`ServiceBuilder`) and added to the router
+/// once. Added one by one with `Router::layer`, each would be boxed separately, and `from_fn`
+/// clones its inner service on every request: with boxed inners that clone allocates once per
+/// layer below it, quadratic in the depth. Measured: ~30 µs of server CPU per ingest request.
 pub fn router(state: AppState) -> Router {
+    let layers = ServiceBuilder::new()
+        .layer(middleware::from_fn(headers::hygiene))
+        .layer(middleware::from_fn_with_state(state.clone(), client_ip::layer))
+        .layer(middleware::from_fn_with_state(state.clone(), host_guard::layer))
+        .layer(middleware::from_fn_with_state(state.clone(), cors::audit_layer))
+        .layer(cors::layer(state.settings.clone()))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+            header::HeaderName::from_static("x-ingest-token"),
+            header::HeaderName::from_static("x-csrf-token"),
+        ]))
+        // Back to axum's body type, which CORS needs (it builds empty preflight responses).
+        .map_response(IntoResponse::into_response)
+        .layer(TraceLayer::new_for_http())
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::session::layer::layer))
+        .layer(middleware::from_fn(pages::layer));
     Router::new()
         .merge(health::router())
         .merge(ingest::router(state.clone()))
@@ -87,21 +112,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::router())
         .merge(openapi::router())
         .fallback(not_found)
-        .layer(middleware::from_fn(pages::layer))
-        .layer(middleware::from_fn_with_state(state.clone(), crate::session::layer::layer))
-        .layer(DefaultBodyLimit::max(extract::MAX_BODY))
-        .layer(TraceLayer::new_for_http())
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            header::AUTHORIZATION,
-            header::COOKIE,
-            header::HeaderName::from_static("x-ingest-token"),
-            header::HeaderName::from_static("x-csrf-token"),
-        ]))
-        .layer(cors::layer(state.settings.clone()))
-        .layer(middleware::from_fn_with_state(state.clone(), cors::audit_layer))
-        .layer(middleware::from_fn_with_state(state.clone(), host_guard::layer))
-        .layer(middleware::from_fn_with_state(state.clone(), client_ip::layer))
-        .layer(middleware::from_fn(headers::hygiene))
+        .layer(layers)
         .with_state(state)
 }
 
