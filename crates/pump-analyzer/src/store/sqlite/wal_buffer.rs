@@ -171,17 +171,34 @@ unsafe fn flush(file: &mut BufferedFile) -> c_int {
     }
 }
 
-/// Flushes, then runs `then` on the wrapped file.
-unsafe fn flushed(file: *mut ffi::sqlite3_file, then: impl FnOnce(*mut ffi::sqlite3_file) -> c_int) -> c_int {
-    // SAFETY: see `this`.
-    unsafe {
-        let file = this(file);
-        match flush(file) {
-            ffi::SQLITE_OK => then(file.real),
-            rc => rc,
+/// Defines a method of our file that writes the buffer out, then calls the wrapped file's own
+/// method with the same arguments (`$missing` when the wrapped file has none).
+macro_rules! flush_then {
+    ($name:ident, $method:ident, $missing:expr, $($arg:ident: $ty:ty),*) => {
+        unsafe extern "C" fn $name(file: *mut ffi::sqlite3_file, $($arg: $ty),*) -> c_int {
+            // SAFETY: only files opened by `open` with our methods get here; SQLite's
+            // arguments are passed on unchanged.
+            unsafe {
+                let this = this(file);
+                match flush(this) {
+                    ffi::SQLITE_OK => match real_methods(this).$method {
+                        Some(real) => real(this.real, $($arg),*),
+                        None => $missing,
+                    },
+                    rc => rc,
+                }
+            }
         }
-    }
+    };
 }
+
+flush_then!(read, xRead, ffi::SQLITE_IOERR_READ, out: *mut c_void, amount: c_int, offset: i64);
+flush_then!(truncate, xTruncate, ffi::SQLITE_IOERR_TRUNCATE, size: i64);
+flush_then!(sync, xSync, ffi::SQLITE_IOERR_FSYNC, flags: c_int);
+flush_then!(file_size, xFileSize, ffi::SQLITE_IOERR_FSTAT, size: *mut i64);
+flush_then!(lock, xLock, ffi::SQLITE_IOERR_LOCK, level: c_int);
+flush_then!(unlock, xUnlock, ffi::SQLITE_IOERR_UNLOCK, level: c_int);
+flush_then!(file_control, xFileControl, ffi::SQLITE_NOTFOUND, op: c_int, arg: *mut c_void);
 
 unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
     // SAFETY: SQLite calls xClose once; the buffer is dropped here and never touched again.
@@ -191,16 +208,6 @@ unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
         let closed = real_methods(this).xClose.map_or(ffi::SQLITE_OK, |real_close| real_close(this.real));
         ptr::drop_in_place(&mut this.buffer);
         if flushed != ffi::SQLITE_OK { flushed } else { closed }
-    }
-}
-
-unsafe extern "C" fn read(file: *mut ffi::sqlite3_file, out: *mut c_void, amount: c_int, offset: i64) -> c_int {
-    // SAFETY: arguments are SQLite's, passed on unchanged.
-    unsafe {
-        flushed(file, |real| match (*(*real).pMethods).xRead {
-            Some(real_read) => real_read(real, out, amount, offset),
-            None => ffi::SQLITE_IOERR_READ,
-        })
     }
 }
 
@@ -223,56 +230,6 @@ unsafe extern "C" fn write(file: *mut ffi::sqlite3_file, data: *const c_void, am
     }
 }
 
-unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_int {
-    // SAFETY: passed on unchanged.
-    unsafe {
-        flushed(file, |real| match (*(*real).pMethods).xTruncate {
-            Some(f) => f(real, size),
-            None => ffi::SQLITE_IOERR_TRUNCATE,
-        })
-    }
-}
-
-unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    // SAFETY: passed on unchanged.
-    unsafe {
-        flushed(file, |real| match (*(*real).pMethods).xSync {
-            Some(f) => f(real, flags),
-            None => ffi::SQLITE_IOERR_FSYNC,
-        })
-    }
-}
-
-unsafe extern "C" fn file_size(file: *mut ffi::sqlite3_file, size: *mut i64) -> c_int {
-    // SAFETY: passed on unchanged.
-    unsafe {
-        flushed(file, |real| match (*(*real).pMethods).xFileSize {
-            Some(f) => f(real, size),
-            None => ffi::SQLITE_IOERR_FSTAT,
-        })
-    }
-}
-
-unsafe extern "C" fn lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    // SAFETY: passed on unchanged.
-    unsafe {
-        flushed(file, |real| match (*(*real).pMethods).xLock {
-            Some(f) => f(real, level),
-            None => ffi::SQLITE_IOERR_LOCK,
-        })
-    }
-}
-
-unsafe extern "C" fn unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    // SAFETY: passed on unchanged.
-    unsafe {
-        flushed(file, |real| match (*(*real).pMethods).xUnlock {
-            Some(f) => f(real, level),
-            None => ffi::SQLITE_IOERR_UNLOCK,
-        })
-    }
-}
-
 unsafe extern "C" fn check_reserved_lock(file: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
     // SAFETY: passed on unchanged.
     unsafe {
@@ -281,16 +238,6 @@ unsafe extern "C" fn check_reserved_lock(file: *mut ffi::sqlite3_file, out: *mut
             Some(f) => f(this.real, out),
             None => ffi::SQLITE_IOERR_CHECKRESERVEDLOCK,
         }
-    }
-}
-
-unsafe extern "C" fn file_control(file: *mut ffi::sqlite3_file, op: c_int, arg: *mut c_void) -> c_int {
-    // SAFETY: passed on unchanged.
-    unsafe {
-        flushed(file, |real| match (*(*real).pMethods).xFileControl {
-            Some(f) => f(real, op, arg),
-            None => ffi::SQLITE_NOTFOUND,
-        })
     }
 }
 
