@@ -4,20 +4,18 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use http::request::Parts;
 use ipnet::IpNet;
 
 use crate::http::AppState;
 
-/// The client address as decided by [`resolve`]; put in the request extensions by [`layer`].
+/// The client address as decided by [`resolve`]; put in the request extensions by [`tag`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
 impl ClientIp {
-    /// The client IP that [`layer`] recorded for `request`, or `fallback` outside that layer.
+    /// The client IP that [`tag`] recorded for `request`, or `fallback` where it did not run.
     pub fn of(request: &Request, fallback: IpAddr) -> IpAddr {
         request.extensions().get::<ClientIp>().map(|c| c.0).unwrap_or(fallback)
     }
@@ -66,8 +64,9 @@ fn parse_hop(item: &str) -> Option<IpAddr> {
     item.strip_prefix('[').and_then(|r| r.split(']').next()).and_then(|s| s.parse().ok())
 }
 
-/// Middleware: computes [`ClientIp`] and [`ForwardedHttps`] once per request.
-pub async fn layer(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+/// Computes [`ClientIp`] and [`ForwardedHttps`] once per request (from the edge layer) and
+/// puts them in its extensions.
+pub fn tag(state: &AppState, request: &mut Request) {
     let extensions = request.extensions();
     let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -85,7 +84,6 @@ pub async fn layer(State(state): State<AppState>, mut request: Request, next: Ne
                 .is_some_and(|v| v.split(',').next().unwrap_or_default().trim().eq_ignore_ascii_case("https")));
     request.extensions_mut().insert(ClientIp(ip));
     request.extensions_mut().insert(ForwardedHttps(https));
-    next.run(request).await
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {

@@ -5,9 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::Request;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -61,16 +59,15 @@ pub fn layer(settings: Arc<Settings>) -> CorsLayer {
 
 /// Logs a `CORS` security event for requests whose `Origin` is not allowed. The CORS layer then
 /// answers them without CORS headers, so the browser blocks the response.
-pub async fn audit_layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub fn audit(state: &AppState, request: &Request) {
     if let Some(origin) = request.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
         let https = request.extensions().get::<ForwardedHttps>().is_some_and(|f| f.0);
         if !origin_allowed(origin, request.headers(), https, &state.settings) {
-            let ip = ClientIp::of(&request, state.settings.host);
+            let ip = ClientIp::of(request, state.settings.host);
             let preflight = if request.method() == Method::OPTIONS { " (preflight)" } else { "" };
             audit::event(403, &format!("CORS origin not allowed{preflight}: {origin}"), ip, request.uri().path());
         }
     }
-    next.run(request).await
 }
 
 #[cfg(test)]

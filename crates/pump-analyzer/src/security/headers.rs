@@ -1,20 +1,14 @@
 //! Response hygiene headers on every response (SPEC §2.7), and the rate-limit headers of SPEC §2.4.
 
-use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::Response;
 use http::{HeaderMap, HeaderValue, header};
 
 use super::rate_limit::Decision;
 
-/// Adds `nosniff`, a referrer policy and frame denial to every response.
-pub async fn hygiene(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
+/// Adds `nosniff`, a referrer policy and frame denial (to every response, from the edge layer).
+pub fn hygiene(headers: &mut HeaderMap) {
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    response
 }
 
 /// Writes the seed's `X-RateLimit-*` headers, the IETF draft `RateLimit-Policy` / `RateLimit`

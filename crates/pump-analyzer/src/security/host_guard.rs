@@ -2,8 +2,7 @@
 //! `Host` names this machine (`localhost`, `127.0.0.1`, `[::1]`, any port) or an `ALLOWED_HOSTS`
 //! entry. A rebinding page reaches 127.0.0.1 under its own host name, so it is refused here.
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 
 use super::audit;
@@ -29,23 +28,27 @@ pub fn allowed(value: &str, extra: &[String]) -> bool {
     matches!(name.as_str(), "localhost" | "127.0.0.1" | "[::1]") || extra.iter().any(|h| host_name(h) == name)
 }
 
-pub async fn layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// The 421 answer for a request whose `Host` this server does not serve (DNS rebinding, SPEC
+/// §2.3), or `None` to let it through.
+pub fn refusal(state: &AppState, request: &Request) -> Option<Response> {
     let settings = &state.settings;
     let must_check = settings.is_loopback() || !settings.allowed_hosts.is_empty();
     if must_check {
         let host = request.headers().get(http::header::HOST).and_then(|v| v.to_str().ok()).map(str::to_string);
         let host = host.or_else(|| request.uri().authority().map(|a| a.to_string()));
         if let Some(host) = host.filter(|h| !allowed(h, &settings.allowed_hosts)) {
-            let ip = ClientIp::of(&request, settings.host);
+            let ip = ClientIp::of(request, settings.host);
             let reason = format!("host not allowed: {host}");
             audit::event(421, &reason, ip, request.uri().path());
-            return AppError::MisdirectedHost(format!(
-                "Host {host:?} is not served here; add it to ALLOWED_HOSTS if you use this name on purpose"
-            ))
-            .into_response();
+            return Some(
+                AppError::MisdirectedHost(format!(
+                    "Host {host:?} is not served here; add it to ALLOWED_HOSTS if you use this name on purpose"
+                ))
+                .into_response(),
+            );
         }
     }
-    next.run(request).await
+    None
 }
 
 #[cfg(test)]

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Instructions the server executes per ingest request, by thread, counted by valgrind's callgrind
+# while the load generator runs. Unlike requests/s or CPU time, the count hardly moves with
+# whatever else the machine is doing, so it is the figure to compare two builds by (the server
+# runs ~50x slower under valgrind: the request rate it prints means nothing).
+#   scripts/bench-instructions.sh [batch] [seconds]       BENCH_BINARY=path compares another build
+# Needs valgrind (apt-get install valgrind).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BATCH=${1:-1}
+SECONDS_RUN=${2:-15}
+cargo build --release -q --bin pump-analyzer --example loadgen
+BINARY=${BENCH_BINARY:-$PWD/target/release/pump-analyzer}
+WORK=$(mktemp -d)
+PORT=${BENCH_PORT:-18190}
+trap 'kill $VG 2>/dev/null || true; rm -rf "$WORK"' EXIT
+( cd "$WORK" && INGEST_RATE_LIMIT=0 API_PORT=$PORT DATABASE_URL=sqlite://bench.db RUST_LOG=warn \
+    exec valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$WORK/cg.out" "$BINARY" serve \
+    >/dev/null 2>"$WORK/valgrind.log" ) &
+VG=$!
+for _ in $(seq 1 300); do
+  curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+# Count only the load: zero the counters now, dump them when it ends (part 1 of each thread).
+callgrind_control --zero "$VG" >/dev/null 2>&1
+target/release/examples/loadgen --url "http://127.0.0.1:$PORT" --connections 16 --seconds "$SECONDS_RUN" \
+  --batch "$BATCH" >"$WORK/load.txt"
+callgrind_control --dump "$VG" >/dev/null 2>&1
+REQUESTS=$(sed -n 's/^requests=//p' "$WORK/load.txt")
+python3 - "$REQUESTS" "$BATCH" "$WORK" <<'PY'
+import glob, re, sys
+requests, batch, work = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+threads = {}
+for path in glob.glob(work + "/cg.out.1-*"):
+    text = open(path, errors="replace").read()
+    total = re.search(r"^totals:\s*(\d+)", text, re.M)
+    thread = int(re.search(r"^thread:\s*(\d+)", text, re.M).group(1))
+    role = "sqlite-writer" if "Writer::run" in text else "runtime" if "tokio::runtime" in text else "other"
+    threads[(role, thread)] = int(total.group(1)) if total else 0
+busy = {f"{role}#{t}": n for (role, t), n in sorted(threads.items()) if n / requests >= 100}
+print(f"requests={requests} batch={batch}")
+print("instructions per request by thread: " + " ".join(f"{t}={n / requests:.0f}" for t, n in busy.items()))
+print(f"instructions per request={sum(threads.values()) / requests:.0f} per bet={sum(threads.values()) / requests / batch:.0f}")
+PY
