@@ -36,7 +36,7 @@ for path in glob.glob(work + "/cg.out.1-*"):
     text = open(path, errors="replace").read()
     total = re.search(r"^totals:\s*(\d+)", text, re.M)
     thread = int(re.search(r"^thread:\s*(\d+)", text, re.M).group(1))
-    role = "sqlite-writer" if "Writer::run" in text else "runtime" if "tokio::runtime" in text else "other"
+    role = "sqlite-writer" if "sqlite::Writer" in text else "runtime" if "tokio::runtime" in text else "other"
     threads[(role, thread)] = int(total.group(1)) if total else 0
 busy = {f"{role}#{t}": n for (role, t), n in sorted(threads.items()) if n / requests >= 100}
 print(f"requests={requests} batch={batch}")

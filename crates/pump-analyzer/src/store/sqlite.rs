@@ -519,8 +519,7 @@ impl Writer {
     }
 
     fn apply_delta(&mut self, pk: i64, delta: &StreamDelta) -> Result<(), StoreError> {
-        let rounds_count: i64 = self
-            .conn
+        self.conn
             .prepare_cached(
                 "UPDATE streams SET
                     total_bets = total_bets + ?2,
@@ -537,25 +536,22 @@ impl Writer {
                     verified_checked = verified_checked + ?11,
                     verified_matched = verified_matched + ?12,
                     verified_mismatched = verified_mismatched + (?11 - ?12)
-                 WHERE pk = ?1 RETURNING rounds_count",
+                 WHERE pk = ?1",
             )?
-            .query_row(
-                params![
-                    pk,
-                    delta.bets,
-                    delta.highest,
-                    delta.max_nonce,
-                    delta.rounds,
-                    delta.seen_at,
-                    delta.lowest,
-                    delta.sum_multiplier,
-                    delta.amount,
-                    delta.payout,
-                    delta.checked,
-                    delta.matched
-                ],
-                |r| r.get(0),
-            )?;
+            .execute(params![
+                pk,
+                delta.bets,
+                delta.highest,
+                delta.max_nonce,
+                delta.rounds,
+                delta.seen_at,
+                delta.lowest,
+                delta.sum_multiplier,
+                delta.amount,
+                delta.payout,
+                delta.checked,
+                delta.matched
+            ])?;
         for (difficulty, bets, last_bet) in &delta.difficulties {
             self.conn
                 .prepare_cached(
@@ -573,6 +569,15 @@ impl Writer {
                 )?
                 .execute(params![pk, difficulty, mult_cents, bets])?;
         }
+        if delta.rounds == 0 {
+            return Ok(());
+        }
+        // A separate look-up rather than `RETURNING`, which SQLite implements with a temporary
+        // b-tree per statement: ~8% of the writer's instructions per single-bet request.
+        let rounds_count: i64 = self
+            .conn
+            .prepare_cached("SELECT rounds_count FROM streams WHERE pk = ?1")?
+            .query_row([pk], |r| r.get(0))?;
         let retention = i64::try_from(self.options.rounds_retention).unwrap_or(i64::MAX);
         if rounds_count > retention {
             let excess = rounds_count - retention;
