@@ -11,11 +11,14 @@ SECONDS_RUN=${2:-10}
 BATCH=${3:-1}
 cargo build --release -q --bin pump-analyzer --example loadgen
 . scripts/serve-scratch.sh
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER/stat"; }
-BEFORE=$(cpu_ticks)
+cpu_ticks() { awk '{ print $14, $15 }' "/proc/$SERVER/stat"; }
+read -r USER_BEFORE SYSTEM_BEFORE < <(cpu_ticks)
 OUT=$(target/release/examples/loadgen --url "http://127.0.0.1:$PORT" --connections "$CONNECTIONS" --seconds "$SECONDS_RUN" --batch "$BATCH")
-AFTER=$(cpu_ticks)
+read -r USER_AFTER SYSTEM_AFTER < <(cpu_ticks)
 echo "$OUT"
 REQUESTS=$(sed -n 's/^requests=//p' <<<"$OUT")
-awk -v t=$((AFTER - BEFORE)) -v hz="$(getconf CLK_TCK)" -v r="$REQUESTS" -v b="$BATCH" \
-  'BEGIN { us = t / hz * 1e6; printf "server_cpu_us per_request=%.0f per_bet=%.1f\n", us / r, us / (r * b) }'
+awk -v u=$((USER_AFTER - USER_BEFORE)) -v s=$((SYSTEM_AFTER - SYSTEM_BEFORE)) -v hz="$(getconf CLK_TCK)" \
+  -v r="$REQUESTS" -v b="$BATCH" 'BEGIN {
+    us = (u + s) / hz * 1e6
+    printf "server_cpu_us per_request=%.0f per_bet=%.1f (user %.0f, system %.0f per request)\n",
+      us / r, us / (r * b), u / hz * 1e6 / r, s / hz * 1e6 / r }'

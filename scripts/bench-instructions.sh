@@ -4,7 +4,8 @@
 # whatever else the machine is doing, so it is the figure to compare two builds by (the server
 # runs ~50x slower under valgrind: the request rate it prints means nothing).
 #   scripts/bench-instructions.sh [batch] [seconds]       BENCH_BINARY=path compares another build
-# Needs valgrind (apt-get install valgrind).
+# Needs valgrind (apt-get install valgrind). BENCH_KEEP=dir keeps the callgrind files there
+# (`callgrind_annotate --inclusive=yes dir/cg.out.1-05` for the writer thread).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BATCH=${1:-1}
@@ -13,7 +14,7 @@ cargo build --release -q --bin pump-analyzer --example loadgen
 BINARY=${BENCH_BINARY:-$PWD/target/release/pump-analyzer}
 WORK=$(mktemp -d)
 PORT=${BENCH_PORT:-18190}
-trap 'kill $VG 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill $VG 2>/dev/null || true; [ -n "${BENCH_KEEP:-}" ] && cp "$WORK"/cg.out* "$BENCH_KEEP"/; rm -rf "$WORK"' EXIT
 ( cd "$WORK" && INGEST_RATE_LIMIT=0 API_PORT=$PORT DATABASE_URL=sqlite://bench.db RUST_LOG=warn \
     exec valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$WORK/cg.out" "$BINARY" serve \
     >/dev/null 2>"$WORK/valgrind.log" ) &

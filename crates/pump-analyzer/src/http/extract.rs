@@ -4,6 +4,7 @@
 
 use axum::body::Body;
 use axum::extract::{FromRequest, Request};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::error::AppError;
@@ -11,8 +12,8 @@ use super::error::AppError;
 /// Largest accepted request body (SPEC §2.7).
 pub const MAX_BODY: usize = 1024 * 1024;
 
-/// A request body parsed as JSON.
-pub struct JsonBody(pub Value);
+/// A request body parsed as JSON: into a `Value` unless a type is named.
+pub struct JsonBody<T = Value>(pub T);
 
 /// Reads the whole body within the limit.
 pub async fn read_limited(body: Body) -> Result<axum::body::Bytes, AppError> {
@@ -22,7 +23,7 @@ pub async fn read_limited(body: Body) -> Result<axum::body::Bytes, AppError> {
 }
 
 /// Parses bytes as JSON with a clear 400 for each kind of malformed input.
-pub fn parse_json(bytes: &[u8]) -> Result<Value, AppError> {
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(AppError::bad_request("body", "Request body is empty; expected JSON"));
     }
@@ -32,7 +33,7 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, AppError> {
     serde_json::from_slice(bytes).map_err(|e| AppError::bad_request("body", format!("Invalid JSON: {e}")))
 }
 
-impl<S: Send + Sync> FromRequest<S> for JsonBody {
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = AppError;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
@@ -66,7 +67,7 @@ mod tests {
             (b"id=1&nonce=2", "Invalid JSON"),
         ];
         for (raw, fragment) in cases {
-            match parse_json(raw) {
+            match parse_json::<Value>(raw) {
                 Err(AppError::BadRequest { message, .. }) => assert!(message.contains(fragment), "{message}"),
                 other => panic!("{raw:?}: {other:?}"),
             }
@@ -76,6 +77,6 @@ mod tests {
     #[test]
     fn nesting_is_bounded() {
         let deep = "[".repeat(10_000) + &"]".repeat(10_000);
-        assert!(matches!(parse_json(deep.as_bytes()), Err(AppError::BadRequest { .. })));
+        assert!(matches!(parse_json::<Value>(deep.as_bytes()), Err(AppError::BadRequest { .. })));
     }
 }

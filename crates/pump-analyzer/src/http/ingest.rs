@@ -8,13 +8,14 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router, middleware};
-use serde_json::{Value, json};
+use serde::Serialize;
 use tower::ServiceBuilder;
+use uuid::Uuid;
 
 use super::AppState;
 use super::error::{AppError, Result};
 use super::extract::JsonBody;
-use crate::live::message::{Body, Message, describe, parse_message, split_body};
+use crate::live::message::{Body, Message, RawBody, describe, parse_message, split_body};
 use crate::metrics::{IngestTag, Metrics};
 use crate::security::ingest_guard;
 
@@ -35,43 +36,69 @@ async fn measure(State(state): State<AppState>, request: Request, next: Next) ->
     response
 }
 
-fn tagged(body: Value, tag: &'static str) -> Response {
+fn tagged(body: impl Serialize, tag: &'static str) -> Response {
     let mut response = Json(body).into_response();
     response.extensions_mut().insert(IngestTag(tag));
     response
 }
 
-async fn ingest(State(state): State<AppState>, JsonBody(value): JsonBody) -> Result<Response> {
-    match split_body(value).map_err(|e| AppError::Validation(vec![e]))? {
+/// The answer for one stored (or already stored) message.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Stored {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<usize>,
+    stream_id: Uuid,
+    accepted: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    heartbeat: bool,
+}
+
+/// One entry of a batch answer.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Entry {
+    Stored(Stored),
+    Refused { index: usize, error: String, fields: Vec<&'static str> },
+}
+
+#[derive(Serialize)]
+struct BatchAnswer {
+    results: Vec<Option<Entry>>,
+    accepted: usize,
+    duplicates: usize,
+    rejected: usize,
+}
+
+async fn ingest(State(state): State<AppState>, JsonBody(body): JsonBody<RawBody>) -> Result<Response> {
+    match split_body(body).map_err(|e| AppError::Validation(vec![e]))? {
         Body::Single(item) => {
-            let message = parse_message(&item).map_err(AppError::Validation)?;
+            let message = parse_message(item).map_err(AppError::Validation)?;
             let heartbeat = matches!(message, Message::Heartbeat(_));
             let outcome = state.store.ingest(vec![message]).await?.pop();
             let outcome = outcome.ok_or_else(|| AppError::Internal("ingest returned no outcome".into()))?;
-            let mut body = json!({ "streamId": outcome.stream_id, "accepted": outcome.accepted });
-            if heartbeat {
-                body["heartbeat"] = Value::Bool(true);
-            }
-            Ok(tagged(body, if outcome.accepted { "accepted" } else { "duplicate" }))
+            let tag = if outcome.accepted { "accepted" } else { "duplicate" };
+            Ok(tagged(Stored { index: None, stream_id: outcome.stream_id, accepted: outcome.accepted, heartbeat }, tag))
         }
         Body::Batch(items) => {
-            let mut results: Vec<Value> = Vec::with_capacity(items.len());
-            let mut valid = Vec::with_capacity(items.len());
-            let mut valid_at = Vec::with_capacity(items.len());
-            for (index, item) in items.iter().enumerate() {
+            let count = items.len();
+            let mut results: Vec<Option<Entry>> = Vec::with_capacity(count);
+            let mut valid = Vec::with_capacity(count);
+            let mut valid_at = Vec::with_capacity(count);
+            for (index, item) in items.into_iter().enumerate() {
                 match parse_message(item) {
                     Ok(message) => {
                         valid_at.push((index, matches!(message, Message::Heartbeat(_))));
                         valid.push(message);
-                        results.push(Value::Null);
+                        results.push(None);
                     }
                     Err(errors) => {
-                        let fields: Vec<&str> = errors.iter().map(|e| e.field).collect();
-                        results.push(json!({ "index": index, "error": describe(&errors), "fields": fields }));
+                        let fields = errors.iter().map(|e| e.field).collect();
+                        results.push(Some(Entry::Refused { index, error: describe(&errors), fields }));
                     }
                 }
             }
-            let rejected = items.len() - valid.len();
+            let rejected = count - valid.len();
             let outcomes = if valid.is_empty() { Vec::new() } else { state.store.ingest(valid).await? };
             let (mut accepted, mut duplicates) = (0usize, 0usize);
             for ((index, heartbeat), outcome) in valid_at.into_iter().zip(outcomes) {
@@ -80,11 +107,9 @@ async fn ingest(State(state): State<AppState>, JsonBody(value): JsonBody) -> Res
                 } else {
                     duplicates += 1;
                 }
-                let mut entry = json!({ "index": index, "streamId": outcome.stream_id, "accepted": outcome.accepted });
-                if heartbeat {
-                    entry["heartbeat"] = Value::Bool(true);
-                }
-                results[index] = entry;
+                let stored =
+                    Stored { index: Some(index), stream_id: outcome.stream_id, accepted: outcome.accepted, heartbeat };
+                results[index] = Some(Entry::Stored(stored));
             }
             let tag = if accepted > 0 {
                 "accepted"
@@ -93,13 +118,7 @@ async fn ingest(State(state): State<AppState>, JsonBody(value): JsonBody) -> Res
             } else {
                 "rejected"
             };
-            let body = json!({
-                "results": results,
-                "accepted": accepted,
-                "duplicates": duplicates,
-                "rejected": rejected,
-            });
-            Ok(tagged(body, tag))
+            Ok(tagged(BatchAnswer { results, accepted, duplicates, rejected }, tag))
         }
     }
 }

@@ -4,7 +4,10 @@
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use pump_engine::Difficulty;
-use serde_json::{Map, Value};
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
 
 /// Most items one request may carry.
 pub const MAX_BATCH: usize = 1000;
@@ -84,27 +87,254 @@ pub fn describe(errors: &[FieldError]) -> String {
     errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ")
 }
 
-/// How the request body was shaped.
-#[derive(Debug)]
-pub enum Body {
-    Single(Value),
-    Batch(Vec<Value>),
-}
+/// The keys of an ingest object that validation reads, in [`Fields`] slot order.
+const KEYS: [&str; 12] = [
+    "type",
+    "id",
+    "nonce",
+    "amount",
+    "payout",
+    "difficulty",
+    "clientSeed",
+    "serverSeedHashed",
+    "roundResult",
+    "payoutMultiplier",
+    "roundTarget",
+    "dateTime",
+];
 
-/// Splits a parsed body into one item or a batch; refuses other shapes with a message.
-pub fn split_body(value: Value) -> Result<Body, FieldError> {
-    match value {
-        Value::Array(items) => check_batch(items),
-        Value::Object(mut map) => match map.remove("bets") {
-            Some(Value::Array(items)) => check_batch(items),
-            Some(_) => Err(FieldError::new("bets", "must be an array of bets")),
-            None => Ok(Body::Single(Value::Object(map))),
-        },
-        _ => Err(FieldError::new("body", "must be a bet object, an array of bets, or {\"bets\": [...]}")),
+/// The values of one JSON object under the keys ingest reads. Every other key is skipped while
+/// parsing, never built (unknown fields are ignored, SPEC §3.1), and no map is made: a batch of
+/// 100 bets parsed into `serde_json::Value` spent most of its parsing time in map inserts.
+/// A repeated key keeps its last value, as a JSON map would.
+#[derive(Debug, Default)]
+pub struct Fields([Option<Value>; KEYS.len()]);
+
+impl Fields {
+    fn slot(key: &str) -> Option<usize> {
+        KEYS.iter().position(|k| *k == key)
+    }
+
+    fn get(&self, key: &str) -> Option<&Value> {
+        Self::slot(key).and_then(|i| self.0[i].as_ref())
+    }
+
+    fn take(&mut self, key: &str) -> Option<Value> {
+        Self::slot(key).and_then(|i| self.0[i].take())
     }
 }
 
-fn check_batch(items: Vec<Value>) -> Result<Body, FieldError> {
+/// One item of an ingest body: an object, or anything else (refused with a message).
+/// Items live side by side in a batch's `Vec`, so the object stays inline: boxing it would add an
+/// allocation per bet to save space only for the rare non-object item.
+#[derive(Debug)]
+#[expect(clippy::large_enum_variant, reason = "objects are the common case; see above")]
+pub enum Item {
+    Object(Fields),
+    Other,
+}
+
+/// A request body as parsed: items, one object (perhaps carrying `bets`), or another JSON value.
+#[derive(Debug)]
+#[expect(clippy::large_enum_variant, reason = "one per request, never stored in bulk")]
+pub enum RawBody {
+    Items(Vec<Item>),
+    Object(Fields, Option<Bets>),
+    Other,
+}
+
+/// The value of a top-level `bets` key.
+#[derive(Debug)]
+pub enum Bets {
+    Items(Vec<Item>),
+    NotArray,
+}
+
+/// What a key of an object is to ingest.
+enum Key {
+    Known(usize),
+    Bets,
+    Unknown,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
+                Ok(match Fields::slot(key) {
+                    Some(slot) => Key::Known(slot),
+                    None if key == "bets" => Key::Bets,
+                    None => Key::Unknown,
+                })
+            }
+        }
+        deserializer.deserialize_identifier(KeyVisitor)
+    }
+}
+
+/// Reads an object's ingest keys; `bets` is read only at the top level (`top`).
+fn read_object<'de, A: MapAccess<'de>>(mut map: A, top: bool) -> Result<(Fields, Option<Bets>), A::Error> {
+    let mut fields = Fields::default();
+    let mut bets = None;
+    while let Some(key) = map.next_key::<Key>()? {
+        match key {
+            Key::Known(slot) => fields.0[slot] = Some(map.next_value()?),
+            Key::Bets if top => bets = Some(map.next_value()?),
+            Key::Bets | Key::Unknown => {
+                map.next_value::<Skip>()?;
+            }
+        }
+    }
+    Ok((fields, bets))
+}
+
+fn skip_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<Skip>()?.is_some() {}
+    Ok(())
+}
+
+/// A value read and dropped. Unlike `serde::de::IgnoredAny`, which serde_json skips without its
+/// nesting limit, this goes through `deserialize_any`, so a body nested past the limit is still
+/// refused as invalid JSON, exactly as when it is parsed into a `Value`.
+struct Skip;
+
+/// Implements the scalar visits of a visitor whose every non-object, non-array value is `$other`.
+macro_rules! scalars_are {
+    ($other:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+    };
+}
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SkipVisitor;
+        impl<'de> Visitor<'de> for SkipVisitor {
+            type Value = Skip;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+                while map.next_entry::<IgnoredAny, Skip>()?.is_some() {}
+                Ok(Skip)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Skip, A::Error> {
+                skip_seq(seq).map(|()| Skip)
+            }
+            scalars_are!(Skip);
+        }
+        deserializer.deserialize_any(SkipVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Item {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ItemVisitor;
+        impl<'de> Visitor<'de> for ItemVisitor {
+            type Value = Item;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Item, A::Error> {
+                Ok(Item::Object(read_object(map, false)?.0))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Item, A::Error> {
+                skip_seq(seq).map(|()| Item::Other)
+            }
+            scalars_are!(Item::Other);
+        }
+        deserializer.deserialize_any(ItemVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bets {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BetsVisitor;
+        impl<'de> Visitor<'de> for BetsVisitor {
+            type Value = Bets;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Bets, A::Error> {
+                items(seq).map(Bets::Items)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Bets, A::Error> {
+                read_object(map, false).map(|_| Bets::NotArray)
+            }
+            scalars_are!(Bets::NotArray);
+        }
+        deserializer.deserialize_any(BetsVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawBody {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BodyVisitor;
+        impl<'de> Visitor<'de> for BodyVisitor {
+            type Value = RawBody;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<RawBody, A::Error> {
+                items(seq).map(RawBody::Items)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawBody, A::Error> {
+                read_object(map, true).map(|(fields, bets)| RawBody::Object(fields, bets))
+            }
+            scalars_are!(RawBody::Other);
+        }
+        deserializer.deserialize_any(BodyVisitor)
+    }
+}
+
+fn items<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<Vec<Item>, A::Error> {
+    let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(MAX_BATCH));
+    while let Some(item) = seq.next_element()? {
+        items.push(item);
+    }
+    Ok(items)
+}
+
+/// How the request body was shaped.
+#[derive(Debug)]
+#[expect(clippy::large_enum_variant, reason = "one per request, never stored in bulk")]
+pub enum Body {
+    Single(Item),
+    Batch(Vec<Item>),
+}
+
+/// Splits a parsed body into one item or a batch; refuses other shapes with a message.
+pub fn split_body(body: RawBody) -> Result<Body, FieldError> {
+    match body {
+        RawBody::Items(items) | RawBody::Object(_, Some(Bets::Items(items))) => check_batch(items),
+        RawBody::Object(_, Some(Bets::NotArray)) => Err(FieldError::new("bets", "must be an array of bets")),
+        RawBody::Object(fields, None) => Ok(Body::Single(Item::Object(fields))),
+        RawBody::Other => Err(FieldError::new("body", "must be a bet object, an array of bets, or {\"bets\": [...]}")),
+    }
+}
+
+fn check_batch(items: Vec<Item>) -> Result<Body, FieldError> {
     if items.is_empty() {
         return Err(FieldError::new("bets", "must contain at least one bet"));
     }
@@ -115,14 +345,16 @@ fn check_batch(items: Vec<Value>) -> Result<Body, FieldError> {
 }
 
 /// Validates one message. Unknown fields are ignored.
-pub fn parse_message(value: &Value) -> Result<Message, Vec<FieldError>> {
-    let Some(obj) = value.as_object() else {
+pub fn parse_message(item: Item) -> Result<Message, Vec<FieldError>> {
+    let Item::Object(mut obj) = item else {
         return Err(vec![FieldError::new("body", "each bet must be a JSON object")]);
     };
+    let obj = &mut obj;
     let mut errors = Vec::new();
     let kind = match obj.get("type") {
         None | Some(Value::Null) => "bet",
-        Some(Value::String(s)) if s == "bet" || s == "heartbeat" => s.as_str(),
+        Some(Value::String(s)) if s == "bet" => "bet",
+        Some(Value::String(s)) if s == "heartbeat" => "heartbeat",
         Some(_) => {
             errors.push(FieldError::new("type", "must be \"bet\" or \"heartbeat\""));
             "invalid"
@@ -174,12 +406,17 @@ pub fn parse_message(value: &Value) -> Result<Message, Vec<FieldError>> {
     }
 }
 
-fn present<'a>(obj: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
+fn present<'a>(obj: &'a Fields, field: &str) -> Option<&'a Value> {
     obj.get(field).filter(|v| !v.is_null())
 }
 
-fn bet_id(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<String> {
-    match present(obj, "id") {
+/// Takes a field's value out (strings move into the message instead of being copied).
+fn take_present(obj: &mut Fields, field: &str) -> Option<Value> {
+    obj.take(field).filter(|v| !v.is_null())
+}
+
+fn bet_id(obj: &mut Fields, errors: &mut Vec<FieldError>) -> Option<String> {
+    match take_present(obj, "id") {
         None => errors.push(FieldError::new("id", "is required")),
         Some(Value::String(s)) => {
             let len = s.chars().count();
@@ -188,7 +425,7 @@ fn bet_id(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<Stri
             } else if len > 128 {
                 errors.push(FieldError::new("id", format!("must be at most 128 characters, got {len}")));
             } else {
-                return Some(s.clone());
+                return Some(s);
             }
         }
         Some(_) => errors.push(FieldError::new("id", "must be a string")),
@@ -196,7 +433,7 @@ fn bet_id(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<Stri
     None
 }
 
-fn nonce(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<i64> {
+fn nonce(obj: &Fields, errors: &mut Vec<FieldError>) -> Option<i64> {
     match present(obj, "nonce") {
         None => errors.push(FieldError::new("nonce", "is required")),
         Some(Value::Number(n)) => match n.as_i64() {
@@ -210,8 +447,8 @@ fn nonce(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<i64> 
     None
 }
 
-fn seed(obj: &Map<String, Value>, field: &'static str, errors: &mut Vec<FieldError>) -> Option<String> {
-    match present(obj, field) {
+fn seed(obj: &mut Fields, field: &'static str, errors: &mut Vec<FieldError>) -> Option<String> {
+    match take_present(obj, field) {
         None => errors.push(FieldError::new(field, "is required")),
         Some(Value::String(s)) => {
             let len = s.chars().count();
@@ -220,7 +457,7 @@ fn seed(obj: &Map<String, Value>, field: &'static str, errors: &mut Vec<FieldErr
             } else if len > 256 {
                 errors.push(FieldError::new(field, format!("must be at most 256 characters, got {len}")));
             } else {
-                return Some(s.clone());
+                return Some(s);
             }
         }
         Some(_) => errors.push(FieldError::new(field, "must be a string")),
@@ -228,7 +465,7 @@ fn seed(obj: &Map<String, Value>, field: &'static str, errors: &mut Vec<FieldErr
     None
 }
 
-fn difficulty(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<Difficulty> {
+fn difficulty(obj: &Fields, errors: &mut Vec<FieldError>) -> Option<Difficulty> {
     match present(obj, "difficulty") {
         None => errors.push(FieldError::new("difficulty", "is required")),
         Some(Value::String(s)) => match s.parse::<Difficulty>() {
@@ -267,7 +504,7 @@ fn check_number(value: &Value, field: &'static str, bound: Bound, errors: &mut V
     }
 }
 
-fn required_number(obj: &Map<String, Value>, field: &'static str, errors: &mut Vec<FieldError>) -> Option<f64> {
+fn required_number(obj: &Fields, field: &'static str, errors: &mut Vec<FieldError>) -> Option<f64> {
     match present(obj, field) {
         None => {
             errors.push(FieldError::new(field, "is required"));
@@ -277,12 +514,7 @@ fn required_number(obj: &Map<String, Value>, field: &'static str, errors: &mut V
     }
 }
 
-fn optional_number(
-    obj: &Map<String, Value>,
-    field: &'static str,
-    bound: Bound,
-    errors: &mut Vec<FieldError>,
-) -> Option<f64> {
+fn optional_number(obj: &Fields, field: &'static str, bound: Bound, errors: &mut Vec<FieldError>) -> Option<f64> {
     present(obj, field).and_then(|v| check_number(v, field, bound, errors))
 }
 
@@ -310,6 +542,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn item(value: &Value) -> Item {
+        serde_json::from_value(value.clone()).unwrap()
+    }
+
+    fn raw(value: Value) -> RawBody {
+        serde_json::from_value(value).unwrap()
+    }
+
     fn valid() -> Value {
         json!({
             "id": "bet-1", "nonce": 5, "amount": 0.5, "payout": 1.0, "difficulty": "expert",
@@ -331,7 +571,7 @@ mod tests {
 
     #[test]
     fn a_complete_bet_is_accepted() {
-        let Message::Bet(bet) = parse_message(&valid()).unwrap() else { panic!("expected a bet") };
+        let Message::Bet(bet) = parse_message(item(&valid())).unwrap() else { panic!("expected a bet") };
         assert_eq!(bet.antebot_bet_id, "bet-1");
         assert_eq!(bet.difficulty, Difficulty::Expert);
         assert_eq!(bet.round_result, 2.8);
@@ -364,7 +604,7 @@ mod tests {
             (with("type", json!("spin")), "type", "\"bet\" or \"heartbeat\""),
         ];
         for (body, field, fragment) in cases {
-            let errors = parse_message(&body).expect_err(&format!("{body} must be refused"));
+            let errors = parse_message(item(&body)).expect_err(&format!("{body} must be refused"));
             let found =
                 errors.iter().find(|e| e.field == field).unwrap_or_else(|| panic!("{field} not named: {errors:?}"));
             assert!(found.message.contains(fragment), "{field}: {:?} lacks {fragment:?}", found.message);
@@ -373,7 +613,7 @@ mod tests {
 
     #[test]
     fn all_offending_fields_are_reported_together() {
-        let errors = parse_message(&json!({"id": "test", "nonce": 1})).unwrap_err();
+        let errors = parse_message(item(&json!({"id": "test", "nonce": 1}))).unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.field).collect();
         for f in ["clientSeed", "serverSeedHashed", "roundResult", "amount", "payout", "difficulty"] {
             assert!(fields.contains(&f), "{f} missing from {fields:?}");
@@ -384,7 +624,7 @@ mod tests {
     fn round_result_falls_back_to_payout_multiplier() {
         let mut body = without("roundResult");
         body["payoutMultiplier"] = json!(3.5);
-        let Message::Bet(bet) = parse_message(&body).unwrap() else { panic!() };
+        let Message::Bet(bet) = parse_message(item(&body)).unwrap() else { panic!() };
         assert_eq!(bet.round_result, 3.5);
         assert_eq!(bet.payout_multiplier, 3.5);
     }
@@ -394,7 +634,7 @@ mod tests {
         let hb =
             json!({"type": "heartbeat", "nonce": 9, "roundResult": 1.63, "clientSeed": "c", "serverSeedHashed": "s"});
         assert_eq!(
-            parse_message(&hb).unwrap(),
+            parse_message(item(&hb)).unwrap(),
             Message::Heartbeat(Heartbeat {
                 nonce: 9,
                 round_result: 1.63,
@@ -402,7 +642,7 @@ mod tests {
                 server_seed_hashed: "s".into()
             })
         );
-        let errors = parse_message(&json!({"type": "heartbeat", "nonce": 9})).unwrap_err();
+        let errors = parse_message(item(&json!({"type": "heartbeat", "nonce": 9}))).unwrap_err();
         assert_eq!(errors.len(), 3);
     }
 
@@ -423,12 +663,47 @@ mod tests {
     }
 
     #[test]
+    fn bodies_parse_from_bytes_keeping_only_the_ingest_keys() {
+        let raw: RawBody = serde_json::from_slice(
+            br#"[{"id": "a", "nonce": 1, "amount": 0, "payout": 0, "difficulty": "easy", "clientSeed": "c",
+                  "serverSeedHashed": "s", "roundResult": 1.5, "extra": {"deep": [1, {"x": null}]}, "bets": 3,
+                  "id": "b"},
+                 {"type": "heartbeat", "nonce": 2, "roundResult": 2, "client\u0053eed": "c", "serverSeedHashed": "s"},
+                 7, "x", null, [1, 2], true]"#,
+        )
+        .unwrap();
+        let Body::Batch(items) = split_body(raw).unwrap() else { panic!("expected a batch") };
+        assert_eq!(items.len(), 7);
+        let mut items = items.into_iter();
+        let Message::Bet(bet) = parse_message(items.next().unwrap()).unwrap() else { panic!("expected a bet") };
+        assert_eq!(bet.antebot_bet_id, "b", "a repeated key keeps its last value");
+        let Message::Heartbeat(hb) = parse_message(items.next().unwrap()).unwrap() else {
+            panic!("expected a heartbeat")
+        };
+        assert_eq!(hb.client_seed, "c", "escaped keys are read like plain ones");
+        for other in items {
+            assert_eq!(parse_message(other).unwrap_err()[0].message, "each bet must be a JSON object");
+        }
+        for body in [&br#"{"bets": null}"#[..], br#"{"bets": {"id": "1"}}"#, br#"{"id": "1", "bets": "x"}"#] {
+            let err = split_body(serde_json::from_slice(body).unwrap()).unwrap_err();
+            assert_eq!((err.field, err.message.as_str()), ("bets", "must be an array of bets"));
+        }
+        let err = split_body(serde_json::from_slice(b"\"bet\"").unwrap()).unwrap_err();
+        assert_eq!(err.field, "body");
+        // Skipped values obey the nesting limit like parsed ones: too deep is invalid JSON.
+        for deep in [format!("[{{\"x\": {}{}}}]", "[".repeat(500), "]".repeat(500)), "[".repeat(500) + &"]".repeat(500)]
+        {
+            assert!(serde_json::from_str::<RawBody>(&deep).is_err(), "{}", &deep[..20]);
+        }
+    }
+
+    #[test]
     fn body_shapes_split_into_single_and_batch() {
-        assert!(matches!(split_body(valid()).unwrap(), Body::Single(_)));
-        assert!(matches!(split_body(json!([valid(), valid()])).unwrap(), Body::Batch(v) if v.len() == 2));
-        assert!(matches!(split_body(json!({"bets": [valid()]})).unwrap(), Body::Batch(v) if v.len() == 1));
-        assert_eq!(split_body(json!([])).unwrap_err().field, "bets");
-        assert_eq!(split_body(json!(vec![valid(); 1001])).unwrap_err().field, "bets");
-        assert_eq!(split_body(json!(42)).unwrap_err().field, "body");
+        assert!(matches!(split_body(raw(valid())).unwrap(), Body::Single(_)));
+        assert!(matches!(split_body(raw(json!([valid(), valid()]))).unwrap(), Body::Batch(v) if v.len() == 2));
+        assert!(matches!(split_body(raw(json!({"bets": [valid()]}))).unwrap(), Body::Batch(v) if v.len() == 1));
+        assert_eq!(split_body(raw(json!([]))).unwrap_err().field, "bets");
+        assert_eq!(split_body(raw(json!(vec![valid(); 1001]))).unwrap_err().field, "bets");
+        assert_eq!(split_body(raw(json!(42))).unwrap_err().field, "body");
     }
 }

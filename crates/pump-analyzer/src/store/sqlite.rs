@@ -94,13 +94,7 @@ impl From<rusqlite::Error> for StoreError {
 /// State owned by the writer thread.
 pub(crate) struct Writer {
     conn: Connection,
-    /// (server_seed_hashed, client_seed) → stream pk. Cleared whenever a transaction fails and
-    /// whenever a stream is deleted or a seed revealed.
-    streams: HashMap<(String, String), i64>,
-    /// pk → what the writer keeps about a stream (same lifetime as `streams`).
-    entries: HashMap<i64, StreamEntry>,
-    /// The most recently used key of `streams` and its pk.
-    last_stream: Option<(String, String, i64)>,
+    streams: StreamCache,
     /// Events of the current transaction, published after its COMMIT (in commit order).
     events: Vec<LiveEvent>,
     hub: Hub,
@@ -110,9 +104,24 @@ pub(crate) struct Writer {
     options: StoreOptions,
 }
 
+/// The streams the writer has seen, cleared whenever a transaction fails and whenever a stream is
+/// deleted or a seed revealed. Kept apart from the connection so that ingest can hold its
+/// prepared statements (borrowing the connection) while it finds and creates streams.
+#[derive(Default)]
+struct StreamCache {
+    /// (server_seed_hashed, client_seed) → stream pk.
+    pks: HashMap<(String, String), i64>,
+    /// pk → what the writer keeps about a stream.
+    entries: HashMap<i64, StreamEntry>,
+    /// The most recently used key of `pks` and its pk.
+    last: Option<(String, String, i64)>,
+}
+
 /// What the writer caches about one stream.
 struct StreamEntry {
     id: Uuid,
+    /// The stream's `rounds_count` as of the last write (the retention check needs no query).
+    rounds: i64,
     /// Present once the stream's server seed is revealed: new bets are verified on arrival.
     deriver: Option<Box<RoundDeriver>>,
 }
@@ -177,16 +186,8 @@ impl SqliteStore {
         }
 
         let (tx, rx) = mpsc::channel::<Job>(8192);
-        let writer = Writer {
-            conn,
-            streams: HashMap::new(),
-            entries: HashMap::new(),
-            last_stream: None,
-            events: Vec::new(),
-            hub,
-            deltas: HashMap::new(),
-            options,
-        };
+        let writer =
+            Writer { conn, streams: StreamCache::default(), events: Vec::new(), hub, deltas: HashMap::new(), options };
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer.run(rx))
@@ -254,6 +255,164 @@ impl SqliteStore {
 pub(crate) use super::delta::{StreamDelta, now_micros};
 pub(crate) use pump_engine::tables::cents;
 
+const INSERT_BET: &str = "INSERT INTO bets (stream_pk, antebot_bet_id, received_at, date_time, nonce, amount, payout,
+        payout_multiplier, difficulty, round_target, round_result, verified, expected_multiplier)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+    ON CONFLICT (stream_pk, antebot_bet_id) DO NOTHING";
+const INSERT_ROUND: &str =
+    "INSERT INTO rounds (stream_pk, nonce, round_result) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
+
+impl StreamCache {
+    /// Finds or creates the stream of a seed pair: (pk, id, created now).
+    fn stream_for(
+        &mut self,
+        conn: &Connection,
+        events: &mut Vec<LiveEvent>,
+        server_seed_hashed: &str,
+        client_seed: &str,
+        now: i64,
+    ) -> Result<(i64, Uuid, bool), StoreError> {
+        // Consecutive messages nearly always share a seed pair: answer those without building a
+        // key (two allocations) for the map.
+        if let Some((server, client, pk)) = &self.last
+            && server == server_seed_hashed
+            && client == client_seed
+            && let Some(entry) = self.entries.get(pk)
+        {
+            return Ok((*pk, entry.id, false));
+        }
+        let key = (server_seed_hashed.to_string(), client_seed.to_string());
+        if let Some(&pk) = self.pks.get(&key)
+            && let Some(entry) = self.entries.get(&pk)
+        {
+            let id = entry.id;
+            self.last = Some((key.0, key.1, pk));
+            return Ok((pk, id, false));
+        }
+        let existing: Option<(i64, String, i64)> = conn
+            .prepare_cached(
+                "SELECT pk, id, rounds_count FROM streams WHERE server_seed_hashed = ?1 AND client_seed = ?2",
+            )?
+            .query_row(params![server_seed_hashed, client_seed], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        let (pk, id, rounds, created) = match existing {
+            Some((pk, id, rounds)) => {
+                (pk, Uuid::parse_str(&id).map_err(|e| StoreError::Internal(e.to_string()))?, rounds, false)
+            }
+            None => {
+                let id = Uuid::new_v4();
+                let pk: i64 = conn
+                    .prepare_cached(
+                        "INSERT INTO streams (id, server_seed_hashed, client_seed, created_at, last_seen_at)
+                         VALUES (?1, ?2, ?3, ?4, ?4) RETURNING pk",
+                    )?
+                    .query_row(params![id.to_string(), server_seed_hashed, client_seed, now], |r| r.get(0))?;
+                (pk, id, 0, true)
+            }
+        };
+        let seed: Option<String> = conn
+            .prepare_cached("SELECT server_seed FROM revealed_seeds WHERE server_seed_hashed = lower(?1)")?
+            .query_row([server_seed_hashed], |r| r.get(0))
+            .optional()?;
+        let deriver = seed.map(|seed| Box::new(RoundDeriver::new(&seed, client_seed)));
+        if created {
+            events.push(LiveEvent::Stream(Box::new(StreamSummary::created(
+                id,
+                server_seed_hashed,
+                client_seed,
+                now,
+                deriver.is_some(),
+            ))));
+        }
+        self.pks.insert(key.clone(), pk);
+        self.entries.insert(pk, StreamEntry { id, rounds, deriver });
+        self.last = Some((key.0, key.1, pk));
+        Ok((pk, id, created))
+    }
+
+    /// The engine's multiplier for a bet of a stream whose seed is revealed.
+    fn expected_multiplier(&mut self, pk: i64, nonce: i64, difficulty: Difficulty) -> Option<f64> {
+        let deriver = self.entries.get_mut(&pk)?.deriver.as_mut()?;
+        let nonce = u64::try_from(nonce).ok()?;
+        Some(deriver.result(nonce, difficulty).max_multiplier)
+    }
+}
+
+/// Nonces since the previous bet of the same 2-decimal multiplier (SPEC §3.2).
+fn distance_prev(conn: &Connection, pk: i64, nonce: i64, round_result: f64) -> Result<Option<i64>, StoreError> {
+    let previous: Option<i64> = conn
+        .prepare_cached("SELECT max(nonce) FROM bets WHERE stream_pk = ?1 AND mult_cents = ?2 AND nonce < ?3")?
+        .query_row(params![pk, cents(round_result), nonce], |r| r.get(0))?;
+    Ok(previous.map(|p| nonce - p))
+}
+
+impl Writer {
+    /// Stores one job's messages. The two insert statements are taken from the cache once per
+    /// job, not once per message: looking one up hashes and compares its whole SQL text.
+    fn ingest(&mut self, messages: &[Message]) -> Result<Vec<IngestOutcome>, StoreError> {
+        let now = now_micros();
+        // Live events are built only when someone is subscribed.
+        let live = self.hub.has_subscribers();
+        let Writer { conn, streams, events, deltas, .. } = self;
+        let conn = &*conn;
+        let mut insert_bet = conn.prepare_cached(INSERT_BET)?;
+        let mut insert_round = conn.prepare_cached(INSERT_ROUND)?;
+        let mut outcomes = Vec::with_capacity(messages.len());
+        for message in messages {
+            let (server, client) = message.seed_pair();
+            let (pk, stream_id, new_stream) = streams.stream_for(conn, events, server, client, now)?;
+            let delta = deltas.entry(pk).or_default();
+            delta.seen_at = now;
+            delta.max_nonce = delta.max_nonce.max(message.nonce());
+            let mut bet_id = None;
+            if let Message::Bet(bet) = message {
+                let expected = streams.expected_multiplier(pk, bet.nonce, bet.difficulty);
+                let verified = expected.map(|e| cents(e) == cents(bet.round_result));
+                let inserted = insert_bet.execute(params![
+                    pk,
+                    bet.antebot_bet_id,
+                    now,
+                    bet.date_time.map(|d| d.timestamp_micros()),
+                    bet.nonce,
+                    bet.amount,
+                    bet.payout,
+                    bet.payout_multiplier,
+                    bet.difficulty.as_str(),
+                    bet.round_target,
+                    bet.round_result,
+                    verified,
+                    expected,
+                ])?;
+                if inserted == 1 {
+                    let id = conn.last_insert_rowid();
+                    bet_id = Some(id);
+                    delta.add_bet(bet, id, verified);
+                    if live {
+                        let distance_prev = distance_prev(conn, pk, bet.nonce, bet.round_result)?;
+                        let record = BetRecord::stored(id, stream_id, bet, now, distance_prev, expected);
+                        events.push(LiveEvent::Bet(Box::new(record)));
+                    }
+                }
+            }
+            // Every message records its round; a heartbeat is accepted when its round is new.
+            let (nonce, round_result) = (message.nonce(), message.round_result());
+            let new_round = insert_round.execute(params![pk, nonce, round_result])? == 1;
+            if new_round {
+                delta.rounds += 1;
+                if live {
+                    events.push(LiveEvent::Round { stream_id, nonce, round_result });
+                }
+            }
+            let accepted = match message {
+                Message::Bet(_) => bet_id.is_some(),
+                Message::Heartbeat(_) => new_round,
+            };
+            outcomes.push(IngestOutcome { stream_id, new_stream, accepted, bet_id });
+        }
+        Ok(outcomes)
+    }
+}
+
 impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         while let Some(first) = rx.blocking_recv() {
@@ -302,12 +461,19 @@ impl Writer {
     /// Runs `body` in `BEGIN IMMEDIATE … COMMIT`; rolls back when it reports a failed job or the
     /// commit fails. A failed job is reported as the `JOB_FAILED` marker: its own result says why.
     fn transaction(&mut self, body: impl FnOnce(&mut Writer) -> bool) -> Result<(), StoreError> {
-        if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
+        // Cached statements: `execute_batch` would parse the SQL again for every group.
+        if let Err(e) = self.conn.prepare_cached("BEGIN IMMEDIATE").and_then(|mut begin| begin.execute([])) {
             tracing::error!(error = %e, "cannot begin a write transaction");
             return Err(e.into());
         }
         let outcome = if body(self) {
-            self.flush_deltas().and_then(|()| self.conn.execute_batch("COMMIT").map_err(StoreError::from))
+            self.flush_deltas().and_then(|()| {
+                self.conn
+                    .prepare_cached("COMMIT")
+                    .and_then(|mut commit| commit.execute([]))
+                    .map(drop)
+                    .map_err(StoreError::from)
+            })
         } else {
             Err(StoreError::Internal(JOB_FAILED.into()))
         };
@@ -325,9 +491,7 @@ impl Writer {
 
     /// Drops every cached stream (after a rollback, a delete or a seed reveal).
     fn forget_streams(&mut self) {
-        self.streams.clear();
-        self.entries.clear();
-        self.last_stream = None;
+        self.streams = StreamCache::default();
     }
 
     fn publish(&mut self) {
@@ -336,209 +500,20 @@ impl Writer {
         }
     }
 
-    /// Whether live events are worth building (someone is subscribed).
-    fn live(&self) -> bool {
-        self.hub.has_subscribers()
-    }
-
-    /// Finds or creates the stream of a seed pair: (pk, id, created now).
-    fn stream_for(
-        &mut self,
-        server_seed_hashed: &str,
-        client_seed: &str,
-        now: i64,
-    ) -> Result<(i64, Uuid, bool), StoreError> {
-        // Consecutive messages nearly always share a seed pair: answer those without building a
-        // key (two allocations) for the map.
-        if let Some((server, client, pk)) = &self.last_stream
-            && server == server_seed_hashed
-            && client == client_seed
-            && let Some(entry) = self.entries.get(pk)
-        {
-            return Ok((*pk, entry.id, false));
-        }
-        let key = (server_seed_hashed.to_string(), client_seed.to_string());
-        if let Some(&pk) = self.streams.get(&key)
-            && let Some(entry) = self.entries.get(&pk)
-        {
-            let id = entry.id;
-            self.last_stream = Some((key.0, key.1, pk));
-            return Ok((pk, id, false));
-        }
-        let existing: Option<(i64, String)> = self
-            .conn
-            .prepare_cached("SELECT pk, id FROM streams WHERE server_seed_hashed = ?1 AND client_seed = ?2")?
-            .query_row(params![server_seed_hashed, client_seed], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        let (pk, id, created) = match existing {
-            Some((pk, id)) => (pk, Uuid::parse_str(&id).map_err(|e| StoreError::Internal(e.to_string()))?, false),
-            None => {
-                let id = Uuid::new_v4();
-                let pk: i64 = self
-                    .conn
-                    .prepare_cached(
-                        "INSERT INTO streams (id, server_seed_hashed, client_seed, created_at, last_seen_at)
-                         VALUES (?1, ?2, ?3, ?4, ?4) RETURNING pk",
-                    )?
-                    .query_row(params![id.to_string(), server_seed_hashed, client_seed, now], |r| r.get(0))?;
-                (pk, id, true)
-            }
-        };
-        let seed: Option<String> = self
-            .conn
-            .prepare_cached("SELECT server_seed FROM revealed_seeds WHERE server_seed_hashed = lower(?1)")?
-            .query_row([server_seed_hashed], |r| r.get(0))
-            .optional()?;
-        let deriver = seed.map(|seed| Box::new(RoundDeriver::new(&seed, client_seed)));
-        if created {
-            self.events.push(LiveEvent::Stream(Box::new(StreamSummary::created(
-                id,
-                server_seed_hashed,
-                client_seed,
-                now,
-                deriver.is_some(),
-            ))));
-        }
-        self.streams.insert(key.clone(), pk);
-        self.entries.insert(pk, StreamEntry { id, deriver });
-        self.last_stream = Some((key.0, key.1, pk));
-        Ok((pk, id, created))
-    }
-
-    /// The engine's multiplier for a bet of a stream whose seed is revealed.
-    fn expected_multiplier(&mut self, pk: i64, nonce: i64, difficulty: Difficulty) -> Option<f64> {
-        let deriver = self.entries.get_mut(&pk)?.deriver.as_mut()?;
-        let nonce = u64::try_from(nonce).ok()?;
-        Some(deriver.result(nonce, difficulty).max_multiplier)
-    }
-
-    /// Nonces since the previous bet of the same 2-decimal multiplier (SPEC §3.2).
-    fn distance_prev(&mut self, pk: i64, nonce: i64, round_result: f64) -> Result<Option<i64>, StoreError> {
-        let previous: Option<i64> = self
-            .conn
-            .prepare_cached("SELECT max(nonce) FROM bets WHERE stream_pk = ?1 AND mult_cents = ?2 AND nonce < ?3")?
-            .query_row(params![pk, cents(round_result), nonce], |r| r.get(0))?;
-        Ok(previous.map(|p| nonce - p))
-    }
-
-    fn insert_round(&mut self, stream_pk: i64, nonce: i64, round_result: f64) -> Result<bool, StoreError> {
-        let changed = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO rounds (stream_pk, nonce, round_result) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-            )?
-            .execute(params![stream_pk, nonce, round_result])?;
-        Ok(changed == 1)
-    }
-
-    fn ingest(&mut self, messages: &[Message]) -> Result<Vec<IngestOutcome>, StoreError> {
-        let now = now_micros();
-        let mut outcomes = Vec::with_capacity(messages.len());
-        for message in messages {
-            let (server, client) = message.seed_pair();
-            let (pk, stream_id, new_stream) = self.stream_for(server, client, now)?;
-            let mut delta = self.deltas.remove(&pk).unwrap_or_default();
-            delta.seen_at = now;
-            delta.max_nonce = delta.max_nonce.max(message.nonce());
-            let (accepted, bet_id) = match message {
-                Message::Bet(bet) => {
-                    let expected = self.expected_multiplier(pk, bet.nonce, bet.difficulty);
-                    let verified = expected.map(|e| cents(e) == cents(bet.round_result));
-                    let inserted = self
-                        .conn
-                        .prepare_cached(
-                            "INSERT INTO bets (stream_pk, antebot_bet_id, received_at, date_time, nonce, amount, payout,
-                                               payout_multiplier, difficulty, round_target, round_result,
-                                               verified, expected_multiplier)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-                             ON CONFLICT (stream_pk, antebot_bet_id) DO NOTHING",
-                        )?
-                        .execute(params![
-                            pk,
-                            bet.antebot_bet_id,
-                            now,
-                            bet.date_time.map(|d| d.timestamp_micros()),
-                            bet.nonce,
-                            bet.amount,
-                            bet.payout,
-                            bet.payout_multiplier,
-                            bet.difficulty.as_str(),
-                            bet.round_target,
-                            bet.round_result,
-                            verified,
-                            expected,
-                        ])?;
-                    let bet_id = (inserted == 1).then(|| self.conn.last_insert_rowid());
-                    if let Some(id) = bet_id {
-                        delta.add_bet(bet, id, verified);
-                        if self.live() {
-                            let distance_prev = self.distance_prev(pk, bet.nonce, bet.round_result)?;
-                            self.events.push(LiveEvent::Bet(Box::new(BetRecord::stored(
-                                id,
-                                stream_id,
-                                bet,
-                                now,
-                                distance_prev,
-                                expected,
-                            ))));
-                        }
-                    }
-                    if self.insert_round(pk, bet.nonce, bet.round_result)? {
-                        delta.rounds += 1;
-                        self.round_event(stream_id, bet.nonce, bet.round_result);
-                    }
-                    (bet_id.is_some(), bet_id)
-                }
-                Message::Heartbeat(hb) => {
-                    let added = self.insert_round(pk, hb.nonce, hb.round_result)?;
-                    if added {
-                        delta.rounds += 1;
-                        self.round_event(stream_id, hb.nonce, hb.round_result);
-                    }
-                    (added, None)
-                }
-            };
-            self.deltas.insert(pk, delta);
-            outcomes.push(IngestOutcome { stream_id, new_stream, accepted, bet_id });
-        }
-        Ok(outcomes)
-    }
-
-    fn round_event(&mut self, stream_id: Uuid, nonce: i64, round_result: f64) {
-        if self.live() {
-            self.events.push(LiveEvent::Round { stream_id, nonce, round_result });
-        }
-    }
-
+    /// Writes the counters the transaction changed, one stream at a time, with the three
+    /// statements taken from the cache once per flush.
     fn flush_deltas(&mut self) -> Result<(), StoreError> {
-        let deltas = std::mem::take(&mut self.deltas);
-        for (pk, delta) in deltas {
-            self.apply_delta(pk, &delta)?;
+        if self.deltas.is_empty() {
+            return Ok(());
         }
-        Ok(())
-    }
-
-    fn apply_delta(&mut self, pk: i64, delta: &StreamDelta) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached(
-                "UPDATE streams SET
-                    total_bets = total_bets + ?2,
-                    highest_multiplier = CASE WHEN ?3 IS NULL THEN highest_multiplier
-                                              ELSE max(coalesce(highest_multiplier, ?3), ?3) END,
-                    lowest_multiplier = CASE WHEN ?7 IS NULL THEN lowest_multiplier
-                                             ELSE min(coalesce(lowest_multiplier, ?7), ?7) END,
-                    last_observed_nonce = max(coalesce(last_observed_nonce, ?4), ?4),
-                    rounds_count = rounds_count + ?5,
-                    last_seen_at = ?6,
-                    sum_multiplier = sum_multiplier + ?8,
-                    total_amount = total_amount + ?9,
-                    total_payout = total_payout + ?10,
-                    verified_checked = verified_checked + ?11,
-                    verified_matched = verified_matched + ?12,
-                    verified_mismatched = verified_mismatched + (?11 - ?12)
-                 WHERE pk = ?1",
-            )?
-            .execute(params![
+        let Writer { conn, streams, deltas, options, .. } = self;
+        let conn = &*conn;
+        let mut update_stream = conn.prepare_cached(UPDATE_STREAM)?;
+        let mut add_difficulty = conn.prepare_cached(ADD_DIFFICULTY)?;
+        let mut add_multiplier = conn.prepare_cached(ADD_MULTIPLIER)?;
+        let retention = i64::try_from(options.rounds_retention).unwrap_or(i64::MAX);
+        for (pk, delta) in deltas.drain() {
+            update_stream.execute(params![
                 pk,
                 delta.bets,
                 delta.highest,
@@ -552,47 +527,69 @@ impl Writer {
                 delta.checked,
                 delta.matched
             ])?;
-        for (difficulty, bets, last_bet) in &delta.difficulties {
-            self.conn
-                .prepare_cached(
-                    "INSERT INTO stream_difficulties (stream_pk, difficulty, bets, last_bet) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (stream_pk, difficulty)
-                     DO UPDATE SET bets = bets + excluded.bets, last_bet = max(last_bet, excluded.last_bet)",
-                )?
-                .execute(params![pk, difficulty, bets, last_bet])?;
-        }
-        for (difficulty, mult_cents, bets) in &delta.multipliers {
-            self.conn
-                .prepare_cached(
-                    "INSERT INTO stream_multipliers (stream_pk, difficulty, mult_cents, bets) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (stream_pk, difficulty, mult_cents) DO UPDATE SET bets = bets + excluded.bets",
-                )?
-                .execute(params![pk, difficulty, mult_cents, bets])?;
-        }
-        if delta.rounds == 0 {
-            return Ok(());
-        }
-        // A separate look-up rather than `RETURNING`, which SQLite implements with a temporary
-        // b-tree per statement: ~8% of the writer's instructions per single-bet request.
-        let rounds_count: i64 = self
-            .conn
-            .prepare_cached("SELECT rounds_count FROM streams WHERE pk = ?1")?
-            .query_row([pk], |r| r.get(0))?;
-        let retention = i64::try_from(self.options.rounds_retention).unwrap_or(i64::MAX);
-        if rounds_count > retention {
-            let excess = rounds_count - retention;
-            self.conn
-                .prepare_cached(
-                    "DELETE FROM rounds WHERE stream_pk = ?1 AND nonce IN
-                        (SELECT nonce FROM rounds WHERE stream_pk = ?1 ORDER BY nonce ASC LIMIT ?2)",
-                )?
-                .execute(params![pk, excess])?;
-            self.conn
-                .prepare_cached("UPDATE streams SET rounds_count = ?2 WHERE pk = ?1")?
-                .execute(params![pk, retention])?;
+            for (difficulty, bets, last_bet) in &delta.difficulties {
+                add_difficulty.execute(params![pk, difficulty, bets, last_bet])?;
+            }
+            for (difficulty, mult_cents, bets) in &delta.multipliers {
+                add_multiplier.execute(params![pk, difficulty, mult_cents, bets])?;
+            }
+            if delta.rounds > 0 {
+                let entry = streams.entries.get_mut(&pk);
+                let rounds_count = match &entry {
+                    Some(entry) => entry.rounds + delta.rounds,
+                    // Dropped from the cache during this transaction (a seed reveal): ask.
+                    None => conn
+                        .prepare_cached("SELECT rounds_count FROM streams WHERE pk = ?1")?
+                        .query_row([pk], |r| r.get(0))?,
+                };
+                let kept = if rounds_count > retention {
+                    trim_rounds(conn, pk, rounds_count - retention, retention)?;
+                    retention
+                } else {
+                    rounds_count
+                };
+                if let Some(entry) = entry {
+                    entry.rounds = kept;
+                }
+            }
         }
         Ok(())
     }
+}
+
+const UPDATE_STREAM: &str = "UPDATE streams SET
+        total_bets = total_bets + ?2,
+        highest_multiplier = CASE WHEN ?3 IS NULL THEN highest_multiplier
+                                  ELSE max(coalesce(highest_multiplier, ?3), ?3) END,
+        lowest_multiplier = CASE WHEN ?7 IS NULL THEN lowest_multiplier
+                                 ELSE min(coalesce(lowest_multiplier, ?7), ?7) END,
+        last_observed_nonce = max(coalesce(last_observed_nonce, ?4), ?4),
+        rounds_count = rounds_count + ?5,
+        last_seen_at = ?6,
+        sum_multiplier = sum_multiplier + ?8,
+        total_amount = total_amount + ?9,
+        total_payout = total_payout + ?10,
+        verified_checked = verified_checked + ?11,
+        verified_matched = verified_matched + ?12,
+        verified_mismatched = verified_mismatched + (?11 - ?12)
+    WHERE pk = ?1";
+const ADD_DIFFICULTY: &str = "INSERT INTO stream_difficulties (stream_pk, difficulty, bets, last_bet)
+    VALUES (?1, ?2, ?3, ?4)
+    ON CONFLICT (stream_pk, difficulty)
+    DO UPDATE SET bets = bets + excluded.bets, last_bet = max(last_bet, excluded.last_bet)";
+const ADD_MULTIPLIER: &str = "INSERT INTO stream_multipliers (stream_pk, difficulty, mult_cents, bets)
+    VALUES (?1, ?2, ?3, ?4)
+    ON CONFLICT (stream_pk, difficulty, mult_cents) DO UPDATE SET bets = bets + excluded.bets";
+
+/// Drops a stream's `excess` oldest rounds, leaving `retention` of them.
+fn trim_rounds(conn: &Connection, pk: i64, excess: i64, retention: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "DELETE FROM rounds WHERE stream_pk = ?1 AND nonce IN
+            (SELECT nonce FROM rounds WHERE stream_pk = ?1 ORDER BY nonce ASC LIMIT ?2)",
+    )?
+    .execute(params![pk, excess])?;
+    conn.prepare_cached("UPDATE streams SET rounds_count = ?2 WHERE pk = ?1")?.execute(params![pk, retention])?;
+    Ok(())
 }
 
 #[cfg(test)]
