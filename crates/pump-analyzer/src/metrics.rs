@@ -39,6 +39,8 @@ pub struct Gauges {
     pub sse_clients: usize,
     pub runs_in_progress: usize,
     pub sessions_active: i64,
+    /// The SQLite writer's (commits, writes committed, seconds in COMMIT).
+    pub commits: Option<(u64, u64, f64)>,
 }
 
 impl Metrics {
@@ -104,6 +106,29 @@ impl Metrics {
             "Browser sessions stored and not yet purged.",
             gauges.sessions_active.to_string(),
         );
+        if let Some((commits, writes, seconds)) = gauges.commits {
+            let counter = |out: &mut String, name: &str, help: &str, value: String| {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+            };
+            counter(
+                &mut out,
+                "pump_store_commits_total",
+                "Transactions the SQLite writer committed (each one group commit).",
+                commits.to_string(),
+            );
+            counter(
+                &mut out,
+                "pump_store_committed_writes_total",
+                "Write requests those commits carried (divided by the commits: the mean group size).",
+                writes.to_string(),
+            );
+            counter(
+                &mut out,
+                "pump_store_commit_seconds_total",
+                "Time spent in COMMIT, most of it the sync to disk.",
+                seconds.to_string(),
+            );
+        }
         out
     }
 }
@@ -117,7 +142,8 @@ mod tests {
         let m = Metrics::default();
         m.record_ingest("accepted", Duration::from_micros(800));
         m.record_ingest("rate_limited", Duration::from_millis(30));
-        let text = m.render(&Gauges { sse_clients: 2, runs_in_progress: 0, sessions_active: 3 });
+        let text =
+            m.render(&Gauges { sse_clients: 2, runs_in_progress: 0, sessions_active: 3, commits: Some((4, 10, 0.25)) });
         assert!(text.contains("pump_ingest_requests_total{outcome=\"accepted\"} 1"));
         assert!(text.contains("pump_ingest_requests_total{outcome=\"rate_limited\"} 1"));
         assert!(text.contains("pump_ingest_duration_seconds_bucket{le=\"0.001\"} 1"));
@@ -125,5 +151,8 @@ mod tests {
         assert!(text.contains("pump_ingest_duration_seconds_count 2"));
         assert!(text.contains("pump_sse_clients 2"));
         assert!(text.contains("pump_sessions_active 3"));
+        assert!(text.contains("pump_store_commits_total 4\n"));
+        assert!(text.contains("pump_store_committed_writes_total 10\n"));
+        assert!(text.contains("pump_store_commit_seconds_total 0.25\n"));
     }
 }

@@ -21,6 +21,7 @@ async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse> {
         sse_clients: state.hub.subscribers(),
         runs_in_progress: state.runs.in_progress(),
         sessions_active: state.store.count_sessions().await?,
+        commits: state.store.commit_stats().map(|stats| stats.read()),
     };
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render(&gauges)))
 }

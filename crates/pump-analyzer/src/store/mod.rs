@@ -8,6 +8,7 @@ mod sqlite;
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use uuid::Uuid;
 
@@ -103,6 +104,33 @@ pub struct RunQuery {
     pub difficulty: Option<String>,
 }
 
+/// What the SQLite writer has committed, for `/metrics`: group commits, the write requests they
+/// carried (their ratio is the mean group size), and the time spent in COMMIT, which is mostly
+/// the sync to disk.
+#[derive(Default)]
+pub struct CommitStats {
+    commits: AtomicU64,
+    writes: AtomicU64,
+    commit_us: AtomicU64,
+}
+
+impl CommitStats {
+    pub(crate) fn record(&self, writes: usize, commit: std::time::Duration) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.writes.fetch_add(writes as u64, Ordering::Relaxed);
+        self.commit_us.fetch_add(u64::try_from(commit.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// (commits, writes, seconds in COMMIT)
+    pub fn read(&self) -> (u64, u64, f64) {
+        (
+            self.commits.load(Ordering::Relaxed),
+            self.writes.load(Ordering::Relaxed),
+            self.commit_us.load(Ordering::Relaxed) as f64 / 1e6,
+        )
+    }
+}
+
 /// Storage limits that come from configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct StoreOptions {
@@ -130,6 +158,14 @@ pub enum Store {
 }
 
 impl Store {
+    /// The SQLite writer's commit counters (PostgreSQL commits per request: none).
+    pub fn commit_stats(&self) -> Option<&CommitStats> {
+        match self {
+            Store::Sqlite(store) => Some(store.commit_stats()),
+            Store::Postgres(_) => None,
+        }
+    }
+
     /// Opens (creating when missing) and migrates the database named by `url`.
     pub async fn open(url: &DatabaseUrl, options: StoreOptions, hub: Hub) -> Result<Self, StoreError> {
         match url {

@@ -10,8 +10,8 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
@@ -21,7 +21,7 @@ use uuid::Uuid;
 use pump_engine::{Difficulty, RoundDeriver};
 
 use super::model::{BetRecord, StreamSummary};
-use super::{IngestOutcome, StoreError, StoreOptions};
+use super::{CommitStats, IngestOutcome, StoreError, StoreOptions};
 use crate::live::hub::{Hub, LiveEvent};
 use crate::live::message::Message;
 
@@ -102,6 +102,9 @@ pub(crate) struct Writer {
     /// COMMIT (one UPDATE per stream per group instead of one per request).
     deltas: HashMap<i64, StreamDelta>,
     options: StoreOptions,
+    stats: Arc<CommitStats>,
+    /// Time the last COMMIT took (recorded in `stats` with its group's size).
+    last_commit: Duration,
 }
 
 /// The streams the writer has seen, cleared whenever a transaction fails and whenever a stream is
@@ -130,6 +133,7 @@ pub struct SqliteStore {
     jobs: mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
     reader_slots: tokio::sync::Semaphore,
+    stats: Arc<CommitStats>,
 }
 
 fn configure(conn: &Connection) -> Result<(), StoreError> {
@@ -186,13 +190,22 @@ impl SqliteStore {
         }
 
         let (tx, rx) = mpsc::channel::<Job>(8192);
-        let writer =
-            Writer { conn, streams: StreamCache::default(), events: Vec::new(), hub, deltas: HashMap::new(), options };
+        let writer = Writer {
+            conn,
+            streams: StreamCache::default(),
+            events: Vec::new(),
+            hub,
+            deltas: HashMap::new(),
+            options,
+            stats: Arc::default(),
+            last_commit: Duration::ZERO,
+        };
+        let stats = writer.stats.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| StoreError::Internal(format!("cannot start the writer thread: {e}")))?;
-        Ok(Self { jobs: tx, readers: Mutex::new(readers), reader_slots: tokio::sync::Semaphore::new(READERS) })
+        Ok(Self { jobs: tx, readers: Mutex::new(readers), reader_slots: tokio::sync::Semaphore::new(READERS), stats })
     }
 
     /// Runs `work` on the writer thread; answers after the COMMIT of its group. `work` may run
@@ -226,6 +239,10 @@ impl SqliteStore {
         .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?;
         self.readers.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
         result
+    }
+
+    pub fn commit_stats(&self) -> &CommitStats {
+        &self.stats
     }
 
     pub async fn ingest(&self, messages: Vec<Message>) -> Result<Vec<IngestOutcome>, StoreError> {
@@ -433,6 +450,7 @@ impl Writer {
             });
             match grouped {
                 Ok(()) => {
+                    self.stats.record(jobs.len(), self.last_commit);
                     self.publish();
                     jobs.into_iter().for_each(|job| job.finish(Ok(())));
                 }
@@ -441,6 +459,7 @@ impl Writer {
                     for mut job in jobs {
                         let commit = self.transaction(|writer| job.run(writer));
                         if commit.is_ok() {
+                            self.stats.record(1, self.last_commit);
                             self.publish();
                         }
                         let commit = match commit {
@@ -468,11 +487,10 @@ impl Writer {
         }
         let outcome = if body(self) {
             self.flush_deltas().and_then(|()| {
-                self.conn
-                    .prepare_cached("COMMIT")
-                    .and_then(|mut commit| commit.execute([]))
-                    .map(drop)
-                    .map_err(StoreError::from)
+                let started = Instant::now();
+                let committed = self.conn.prepare_cached("COMMIT").and_then(|mut commit| commit.execute([]));
+                self.last_commit = started.elapsed();
+                committed.map(drop).map_err(StoreError::from)
             })
         } else {
             Err(StoreError::Internal(JOB_FAILED.into()))

@@ -160,4 +160,15 @@ async fn metrics_count_ingest_outcomes_and_expose_gauges() {
     }
     assert!(text.contains("pump_sse_clients "));
     assert!(text.contains("pump_sessions_active "));
+    // The SQLite writer's group-commit counters (PostgreSQL has no writer thread to count).
+    let counter = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok());
+    if std::env::var("PUMP_TEST_BACKEND").is_ok_and(|b| b == "postgres") {
+        assert_eq!(counter("pump_store_commits_total"), None);
+    } else {
+        let commits = counter("pump_store_commits_total").expect("commits counted");
+        let writes = counter("pump_store_committed_writes_total").expect("writes counted");
+        assert!(commits >= 1.0 && writes >= commits, "{commits} commits carried {writes} writes");
+        assert!(writes >= 2.0, "the two stored posts at least: {writes}");
+        assert!(counter("pump_store_commit_seconds_total").expect("commit time") > 0.0);
+    }
 }
