@@ -2,6 +2,7 @@
 //! prints requests/s, bets/s, p50/p99 latency and the error count.
 //!
 //! `cargo run --release --example loadgen -- --url http://127.0.0.1:8000 --connections 16 --seconds 10 --batch 1`
+//! (`--path /healthz` posts elsewhere: the HTTP stack alone, for comparison)
 //! (or `scripts/bench-ingest.sh`, which also starts a server on a scratch database).
 
 use std::sync::Arc;
@@ -20,6 +21,8 @@ struct Args {
     batch: usize,
     token: Option<String>,
     heartbeats: bool,
+    /// Where to post (another path measures the HTTP stack without the ingest behind it).
+    path: String,
 }
 
 fn parse_args() -> Args {
@@ -30,6 +33,7 @@ fn parse_args() -> Args {
         batch: 1,
         token: None,
         heartbeats: false,
+        path: "/live/ingest".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -41,6 +45,7 @@ fn parse_args() -> Args {
             "--batch" | "-b" => args.batch = value().parse().expect("--batch N"),
             "--token" => args.token = Some(value()),
             "--heartbeats" => args.heartbeats = true,
+            "--path" => args.path = value(),
             other => panic!("unknown flag {other}; see the file's header"),
         }
     }
@@ -88,7 +93,8 @@ async fn worker(args: Arc<Args>, run: Arc<String>, id: usize, stop: Arc<AtomicBo
         request.clear();
         write!(
             request,
-            "POST /live/ingest HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n{token}Content-Length: {}\r\n\r\n",
+            "POST {} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n{token}Content-Length: {}\r\n\r\n",
+            args.path,
             body.len()
         )
         .unwrap();
