@@ -9,7 +9,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
 use pump_analyzer::Application;
-use pump_analyzer::config::{Overrides, Settings};
+use pump_analyzer::config::{DatabaseUrl, Overrides, Settings};
 
 #[derive(Parser)]
 #[command(name = "pump-analyzer", version, about = "Live analyzer and provably-fair verifier for Stake's Pump")]
@@ -128,7 +128,11 @@ fn main() -> ExitCode {
                 Ok(settings) => settings,
                 Err(e) => return config_error(&e),
             };
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
+            if let Some(workers) = runtime_workers(&settings) {
+                runtime.worker_threads(workers);
+            }
+            let runtime = runtime.enable_all().build();
             match runtime {
                 Ok(rt) => rt.block_on(serve(settings)),
                 Err(e) => {
@@ -138,6 +142,19 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Async worker threads, when we choose them. With SQLite every write runs on the store's own
+/// writer thread, the busiest thread under ingest load, so the runtime gets one core fewer than
+/// the machine has: on 2 cores, two workers and the writer contending for the cores cost 10-15 %
+/// more CPU per single-bet request than one worker (`TOKIO_WORKER_THREADS=1` vs `2`, measured
+/// with scripts/bench-ingest.sh). `TOKIO_WORKER_THREADS`, when set, decides as tokio documents.
+fn runtime_workers(settings: &Settings) -> Option<usize> {
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_some() || !matches!(settings.database, DatabaseUrl::Sqlite(_)) {
+        return None;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Some(cores.saturating_sub(1).max(1))
 }
 
 fn config_error(e: &pump_analyzer::config::ConfigError) -> ExitCode {
