@@ -95,39 +95,23 @@ impl Metrics {
         let sum = self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "pump_ingest_duration_seconds_sum {sum}");
         let _ = writeln!(out, "pump_ingest_duration_seconds_count {count}");
-        let gauge = |out: &mut String, name: &str, help: &str, value: String| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+        // One sample with its HELP and TYPE lines; `kind` is "gauge" or "counter".
+        let metric = |out: &mut String, kind: &str, name: &str, help: &str, value: String| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
         };
-        gauge(&mut out, "pump_sse_clients", "Server-Sent Events connections open.", gauges.sse_clients.to_string());
-        gauge(&mut out, "pump_runs_in_progress", "Run scans running or queued.", gauges.runs_in_progress.to_string());
-        gauge(
-            &mut out,
-            "pump_sessions_active",
-            "Browser sessions stored and not yet purged.",
-            gauges.sessions_active.to_string(),
-        );
+        let sse = gauges.sse_clients.to_string();
+        metric(&mut out, "gauge", "pump_sse_clients", "Server-Sent Events connections open.", sse);
+        let runs = gauges.runs_in_progress.to_string();
+        metric(&mut out, "gauge", "pump_runs_in_progress", "Run scans running or queued.", runs);
+        let sessions = gauges.sessions_active.to_string();
+        metric(&mut out, "gauge", "pump_sessions_active", "Browser sessions stored and not yet purged.", sessions);
         if let Some((commits, writes, seconds)) = gauges.commits {
-            let counter = |out: &mut String, name: &str, help: &str, value: String| {
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
-            };
-            counter(
-                &mut out,
-                "pump_store_commits_total",
-                "Transactions the SQLite writer committed (each one group commit).",
-                commits.to_string(),
-            );
-            counter(
-                &mut out,
-                "pump_store_committed_writes_total",
-                "Write requests those commits carried (divided by the commits: the mean group size).",
-                writes.to_string(),
-            );
-            counter(
-                &mut out,
-                "pump_store_commit_seconds_total",
-                "Time spent in COMMIT, most of it the sync to disk.",
-                seconds.to_string(),
-            );
+            let help = "Transactions the SQLite writer committed (each one group commit).";
+            metric(&mut out, "counter", "pump_store_commits_total", help, commits.to_string());
+            let help = "Write requests those commits carried (divided by the commits: the mean group size).";
+            metric(&mut out, "counter", "pump_store_committed_writes_total", help, writes.to_string());
+            let help = "Time spent in COMMIT, most of it the sync to disk.";
+            metric(&mut out, "counter", "pump_store_commit_seconds_total", help, seconds.to_string());
         }
         out
     }

@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use pump_engine::Difficulty;
 use std::fmt;
 
-use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 /// Most items one request may carry.
@@ -139,15 +139,9 @@ pub enum Item {
 #[expect(clippy::large_enum_variant, reason = "one per request, never stored in bulk")]
 pub enum RawBody {
     Items(Vec<Item>),
-    Object(Fields, Option<Bets>),
+    /// An object, with the value of its `bets` key when it has one (read only at the top).
+    Object(Fields, Option<Box<RawBody>>),
     Other,
-}
-
-/// The value of a top-level `bets` key.
-#[derive(Debug)]
-pub enum Bets {
-    Items(Vec<Item>),
-    NotArray,
 }
 
 /// What a key of an object is to ingest.
@@ -178,13 +172,13 @@ impl<'de> Deserialize<'de> for Key {
 }
 
 /// Reads an object's ingest keys; `bets` is read only at the top level (`top`).
-fn read_object<'de, A: MapAccess<'de>>(mut map: A, top: bool) -> Result<(Fields, Option<Bets>), A::Error> {
+fn read_object<'de, A: MapAccess<'de>>(mut map: A, top: bool) -> Result<(Fields, Option<Box<RawBody>>), A::Error> {
     let mut fields = Fields::default();
     let mut bets = None;
     while let Some(key) = map.next_key::<Key>()? {
         match key {
             Key::Known(slot) => fields.0[slot] = Some(map.next_value()?),
-            Key::Bets if top => bets = Some(map.next_value()?),
+            Key::Bets if top => bets = Some(Box::new(map.next_value_seed(Shape { top: false })?)),
             Key::Bets | Key::Unknown => {
                 map.next_value::<Skip>()?;
             }
@@ -268,43 +262,36 @@ impl<'de> Deserialize<'de> for Item {
     }
 }
 
-impl<'de> Deserialize<'de> for Bets {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct BetsVisitor;
-        impl<'de> Visitor<'de> for BetsVisitor {
-            type Value = Bets;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Bets, A::Error> {
-                items(seq).map(Bets::Items)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Bets, A::Error> {
-                read_object(map, false).map(|_| Bets::NotArray)
-            }
-            scalars_are!(Bets::NotArray);
-        }
-        deserializer.deserialize_any(BetsVisitor)
+/// Reads a body's shape; `top` is false for the value of a top-level `bets` key, whose own
+/// `bets` key means nothing.
+struct Shape {
+    top: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for Shape {
+    type Value = RawBody;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<RawBody, D::Error> {
+        deserializer.deserialize_any(self)
     }
+}
+
+impl<'de> Visitor<'de> for Shape {
+    type Value = RawBody;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<RawBody, A::Error> {
+        items(seq).map(RawBody::Items)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawBody, A::Error> {
+        read_object(map, self.top).map(|(fields, bets)| RawBody::Object(fields, bets))
+    }
+    scalars_are!(RawBody::Other);
 }
 
 impl<'de> Deserialize<'de> for RawBody {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct BodyVisitor;
-        impl<'de> Visitor<'de> for BodyVisitor {
-            type Value = RawBody;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<RawBody, A::Error> {
-                items(seq).map(RawBody::Items)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawBody, A::Error> {
-                read_object(map, true).map(|(fields, bets)| RawBody::Object(fields, bets))
-            }
-            scalars_are!(RawBody::Other);
-        }
-        deserializer.deserialize_any(BodyVisitor)
+        Shape { top: true }.deserialize(deserializer)
     }
 }
 
@@ -327,8 +314,11 @@ pub enum Body {
 /// Splits a parsed body into one item or a batch; refuses other shapes with a message.
 pub fn split_body(body: RawBody) -> Result<Body, FieldError> {
     match body {
-        RawBody::Items(items) | RawBody::Object(_, Some(Bets::Items(items))) => check_batch(items),
-        RawBody::Object(_, Some(Bets::NotArray)) => Err(FieldError::new("bets", "must be an array of bets")),
+        RawBody::Items(items) => check_batch(items),
+        RawBody::Object(_, Some(bets)) => match *bets {
+            RawBody::Items(items) => check_batch(items),
+            _ => Err(FieldError::new("bets", "must be an array of bets")),
+        },
         RawBody::Object(fields, None) => Ok(Body::Single(Item::Object(fields))),
         RawBody::Other => Err(FieldError::new("body", "must be a bet object, an array of bets, or {\"bets\": [...]}")),
     }

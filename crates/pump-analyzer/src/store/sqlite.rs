@@ -428,9 +428,7 @@ impl Writer {
         }
         Ok(outcomes)
     }
-}
 
-impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         while let Some(first) = rx.blocking_recv() {
             let mut jobs = Vec::with_capacity(16);
