@@ -10,10 +10,10 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{CachedStatement, Connection, OpenFlags, OptionalExtension, ToSql, params};
 use rusqlite_migration::{M, Migrations};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -23,7 +23,7 @@ use pump_engine::{Difficulty, RoundDeriver};
 use super::model::{BetRecord, StreamSummary};
 use super::{CommitStats, IngestOutcome, StoreError, StoreOptions};
 use crate::live::hub::{Hub, LiveEvent};
-use crate::live::message::Message;
+use crate::live::message::{Message, NewBet};
 
 mod reads;
 mod runs;
@@ -174,6 +174,9 @@ impl SqliteStore {
             return Err(StoreError::Unavailable(format!("could not switch {} to WAL (got {mode})", path.display())));
         }
         configure(&conn)?;
+        // Ingest alone keeps up to ten statements (four chunk sizes for bets and for rounds);
+        // the default cache of 16 would evict the writer's others.
+        conn.set_prepared_statement_cache_capacity(64);
         if let Some(pages) = options.max_pages {
             conn.pragma_update(None, "max_page_count", i64::try_from(pages).unwrap_or(i64::MAX))?;
         }
@@ -272,12 +275,198 @@ impl SqliteStore {
 pub(crate) use super::delta::{StreamDelta, now_micros};
 pub(crate) use pump_engine::tables::cents;
 
-const INSERT_BET: &str = "INSERT INTO bets (stream_pk, antebot_bet_id, received_at, date_time, nonce, amount, payout,
-        payout_multiplier, difficulty, round_target, round_result, verified, expected_multiplier)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-    ON CONFLICT (stream_pk, antebot_bet_id) DO NOTHING";
-const INSERT_ROUND: &str =
-    "INSERT INTO rounds (stream_pk, nonce, round_result) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
+/// Rows per multi-row INSERT, largest first: a job's bets go in as few statements as these
+/// sizes allow (100 bets: 64 + 16 + 16 + 4), each prepared once and kept in the statement cache.
+const CHUNKS: [usize; 4] = [64, 16, 4, 1];
+
+/// The statement texts for each size of `CHUNKS`.
+static INSERT_BETS: LazyLock<[String; 4]> = LazyLock::new(|| {
+    CHUNKS.map(|rows| {
+        values_sql(
+            "INSERT INTO bets (stream_pk, antebot_bet_id, received_at, date_time, nonce, amount, payout,
+                payout_multiplier, difficulty, round_target, round_result, verified, expected_multiplier)",
+            13,
+            rows,
+            "ON CONFLICT (stream_pk, antebot_bet_id) DO NOTHING",
+        )
+    })
+});
+static INSERT_ROUNDS: LazyLock<[String; 4]> = LazyLock::new(|| {
+    CHUNKS.map(|rows| {
+        values_sql("INSERT INTO rounds (stream_pk, nonce, round_result)", 3, rows, "ON CONFLICT DO NOTHING")
+    })
+});
+
+/// `head VALUES (?, …), … tail` with `rows` groups of `columns` placeholders.
+fn values_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    format!("{head} VALUES {} {tail}", vec![row; rows].join(", "))
+}
+
+/// The largest chunk size that fits in `remaining` rows, and its index in `CHUNKS`.
+fn chunk_for(remaining: usize) -> (usize, usize) {
+    CHUNKS
+        .iter()
+        .enumerate()
+        .find(|&(_, &size)| size <= remaining)
+        .map_or((CHUNKS.len() - 1, 1), |(i, &size)| (i, size))
+}
+
+/// Where a message goes: its stream, and the engine's multiplier when the stream's seed is known.
+#[derive(Clone, Copy)]
+struct Placed {
+    pk: i64,
+    stream_id: Uuid,
+    new_stream: bool,
+    expected: Option<f64>,
+}
+
+/// Seed-reveal check of a bet: `None` while its server seed is unknown.
+fn verified(expected: Option<f64>, bet: &NewBet) -> Option<bool> {
+    expected.map(|e| cents(e) == cents(bet.round_result))
+}
+
+/// Inserts the job's bets in message order, in chunks; the id of each bet stored now (`None` for
+/// heartbeats and for bets whose id the stream already had).
+fn insert_bets(
+    conn: &Connection,
+    messages: &[Message],
+    placed: &[Placed],
+    now: i64,
+) -> Result<Vec<Option<i64>>, StoreError> {
+    let bets: Vec<(usize, &NewBet)> = messages
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| match m {
+            Message::Bet(bet) => Some((i, bet)),
+            Message::Heartbeat(_) => None,
+        })
+        .collect();
+    let mut ids = vec![None; messages.len()];
+    let mut statements: [Option<CachedStatement<'_>>; CHUNKS.len()] = Default::default();
+    let mut rest = &bets[..];
+    while !rest.is_empty() {
+        let (which, rows) = chunk_for(rest.len());
+        let (chunk, tail) = rest.split_at(rows);
+        rest = tail;
+        let statement = match &mut statements[which] {
+            Some(statement) => statement,
+            slot => slot.insert(conn.prepare_cached(&INSERT_BETS[which])?),
+        };
+        let mut column = 0;
+        let mut bind = |value: &dyn ToSql| {
+            column += 1;
+            statement.raw_bind_parameter(column, value)
+        };
+        for &(i, bet) in chunk {
+            let Placed { pk, expected, .. } = placed[i];
+            bind(&pk)?;
+            bind(&bet.antebot_bet_id)?;
+            bind(&now)?;
+            bind(&bet.date_time.map(|d| d.timestamp_micros()))?;
+            bind(&bet.nonce)?;
+            bind(&bet.amount)?;
+            bind(&bet.payout)?;
+            bind(&bet.payout_multiplier)?;
+            bind(&bet.difficulty.as_str())?;
+            bind(&bet.round_target)?;
+            bind(&bet.round_result)?;
+            bind(&verified(expected, bet))?;
+            bind(&expected)?;
+        }
+        let inserted = statement.raw_execute()?;
+        if inserted == rows {
+            // All new: AUTOINCREMENT gave them consecutive ids, in VALUES order, ending at the last.
+            let last = conn.last_insert_rowid();
+            for (k, &(i, _)) in chunk.iter().enumerate() {
+                ids[i] = Some(last - (rows - 1 - k) as i64);
+            }
+        } else if inserted > 0 {
+            new_ids_of(conn, chunk, placed, inserted, &mut ids)?;
+        }
+    }
+    Ok(ids)
+}
+
+/// After a chunk stored only `inserted` of its bets (the others repeat stored ids, or an id
+/// earlier in the chunk): finds which. Every id assigned now is above every id stored before, so
+/// the new ones are the `inserted` largest of the chunk's ids, each owned by its first bet.
+fn new_ids_of(
+    conn: &Connection,
+    chunk: &[(usize, &NewBet)],
+    placed: &[Placed],
+    inserted: usize,
+    ids: &mut [Option<i64>],
+) -> Result<(), StoreError> {
+    let mut lookup = conn.prepare_cached("SELECT id FROM bets WHERE stream_pk = ?1 AND antebot_bet_id = ?2")?;
+    let mut found = Vec::with_capacity(chunk.len());
+    for &(i, bet) in chunk {
+        found.push(lookup.query_row(params![placed[i].pk, bet.antebot_bet_id], |r| r.get::<_, i64>(0))?);
+    }
+    let mut distinct = found.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let lowest_new = distinct[distinct.len() - inserted];
+    let mut claimed = Vec::with_capacity(inserted);
+    for (&(i, _), id) in chunk.iter().zip(found) {
+        if id >= lowest_new && !claimed.contains(&id) {
+            claimed.push(id);
+            ids[i] = Some(id);
+        }
+    }
+    Ok(())
+}
+
+/// Records every message's round, in message order; whether each round is new. The rounds of
+/// consecutive bets of one stream go in chunks when nobody needs to know which of them are new
+/// (no live subscriber; a bet's answer does not depend on its round): their stream's count then
+/// grows by the rows the chunk stored. Heartbeats, whose answer is whether their round is new,
+/// go in one by one.
+fn insert_rounds(
+    conn: &Connection,
+    messages: &[Message],
+    placed: &[Placed],
+    live: bool,
+    deltas: &mut HashMap<i64, StreamDelta>,
+) -> Result<Vec<bool>, StoreError> {
+    let mut new_rounds = vec![false; messages.len()];
+    let mut statements: [Option<CachedStatement<'_>>; CHUNKS.len()] = Default::default();
+    let mut i = 0;
+    while i < messages.len() {
+        let pk = placed[i].pk;
+        let run = if live {
+            1
+        } else {
+            messages[i..]
+                .iter()
+                .zip(&placed[i..])
+                .take_while(|(m, p)| matches!(m, Message::Bet(_)) && p.pk == pk)
+                .count()
+                .max(1)
+        };
+        let (which, rows) = chunk_for(run);
+        let statement = match &mut statements[which] {
+            Some(statement) => statement,
+            slot => slot.insert(conn.prepare_cached(&INSERT_ROUNDS[which])?),
+        };
+        let mut column = 0;
+        for message in &messages[i..i + rows] {
+            statement.raw_bind_parameter(column + 1, pk)?;
+            statement.raw_bind_parameter(column + 2, message.nonce())?;
+            statement.raw_bind_parameter(column + 3, message.round_result())?;
+            column += 3;
+        }
+        let stored = statement.raw_execute()?;
+        if rows == 1 {
+            new_rounds[i] = stored == 1;
+        }
+        if stored > 0 {
+            deltas.entry(pk).or_default().rounds += stored as i64;
+        }
+        i += rows;
+    }
+    Ok(new_rounds)
+}
 
 impl StreamCache {
     /// Finds or creates the stream of a seed pair: (pk, id, created now).
@@ -364,61 +553,48 @@ fn distance_prev(conn: &Connection, pk: i64, nonce: i64, round_result: f64) -> R
 }
 
 impl Writer {
-    /// Stores one job's messages. The two insert statements are taken from the cache once per
-    /// job, not once per message: looking one up hashes and compares its whole SQL text.
+    /// Stores one job's messages in four passes: streams (in message order), bets, rounds, then
+    /// counters, events and answers (in message order). Bets go in as multi-row INSERTs, and so
+    /// do the rounds of consecutive bets of one stream: a statement's fixed cost (opening a cursor
+    /// per index, the AUTOINCREMENT bookkeeping, halting) is then paid once per chunk, not per row.
     fn ingest(&mut self, messages: &[Message]) -> Result<Vec<IngestOutcome>, StoreError> {
         let now = now_micros();
         // Live events are built only when someone is subscribed.
         let live = self.hub.has_subscribers();
         let Writer { conn, streams, events, deltas, .. } = self;
         let conn = &*conn;
-        let mut insert_bet = conn.prepare_cached(INSERT_BET)?;
-        let mut insert_round = conn.prepare_cached(INSERT_ROUND)?;
-        let mut outcomes = Vec::with_capacity(messages.len());
+        let mut placed = Vec::with_capacity(messages.len());
         for message in messages {
             let (server, client) = message.seed_pair();
             let (pk, stream_id, new_stream) = streams.stream_for(conn, events, server, client, now)?;
+            let expected = match message {
+                Message::Bet(bet) => streams.expected_multiplier(pk, bet.nonce, bet.difficulty),
+                Message::Heartbeat(_) => None,
+            };
+            placed.push(Placed { pk, stream_id, new_stream, expected });
+        }
+        let bet_ids = insert_bets(conn, messages, &placed, now)?;
+        let new_rounds = insert_rounds(conn, messages, &placed, live, deltas)?;
+
+        let mut outcomes = Vec::with_capacity(messages.len());
+        for (i, message) in messages.iter().enumerate() {
+            let Placed { pk, stream_id, new_stream, expected } = placed[i];
             let delta = deltas.entry(pk).or_default();
             delta.seen_at = now;
             delta.max_nonce = delta.max_nonce.max(message.nonce());
-            let mut bet_id = None;
-            if let Message::Bet(bet) = message {
-                let expected = streams.expected_multiplier(pk, bet.nonce, bet.difficulty);
-                let verified = expected.map(|e| cents(e) == cents(bet.round_result));
-                let inserted = insert_bet.execute(params![
-                    pk,
-                    bet.antebot_bet_id,
-                    now,
-                    bet.date_time.map(|d| d.timestamp_micros()),
-                    bet.nonce,
-                    bet.amount,
-                    bet.payout,
-                    bet.payout_multiplier,
-                    bet.difficulty.as_str(),
-                    bet.round_target,
-                    bet.round_result,
-                    verified,
-                    expected,
-                ])?;
-                if inserted == 1 {
-                    let id = conn.last_insert_rowid();
-                    bet_id = Some(id);
-                    delta.add_bet(bet, id, verified);
-                    if live {
-                        let distance_prev = distance_prev(conn, pk, bet.nonce, bet.round_result)?;
-                        let record = BetRecord::stored(id, stream_id, bet, now, distance_prev, expected);
-                        events.push(LiveEvent::Bet(Box::new(record)));
-                    }
+            let bet_id = bet_ids[i];
+            if let (Message::Bet(bet), Some(id)) = (message, bet_id) {
+                delta.add_bet(bet, id, verified(expected, bet));
+                if live {
+                    let distance_prev = distance_prev(conn, pk, bet.nonce, bet.round_result)?;
+                    let record = BetRecord::stored(id, stream_id, bet, now, distance_prev, expected);
+                    events.push(LiveEvent::Bet(Box::new(record)));
                 }
             }
-            // Every message records its round; a heartbeat is accepted when its round is new.
-            let (nonce, round_result) = (message.nonce(), message.round_result());
-            let new_round = insert_round.execute(params![pk, nonce, round_result])? == 1;
-            if new_round {
-                delta.rounds += 1;
-                if live {
-                    events.push(LiveEvent::Round { stream_id, nonce, round_result });
-                }
+            let new_round = new_rounds[i];
+            if new_round && live {
+                let (nonce, round_result) = (message.nonce(), message.round_result());
+                events.push(LiveEvent::Round { stream_id, nonce, round_result });
             }
             let accepted = match message {
                 Message::Bet(_) => bet_id.is_some(),
@@ -624,6 +800,100 @@ mod tests {
                 })
             })
             .collect()
+    }
+
+    fn bet(id: &str, nonce: i64, client_seed: &str) -> Message {
+        Message::Bet(NewBet {
+            antebot_bet_id: id.into(),
+            nonce,
+            amount: 1.0,
+            payout: 2.0,
+            difficulty: Difficulty::Medium,
+            client_seed: client_seed.into(),
+            server_seed_hashed: "h".into(),
+            round_result: 1.0 + (nonce % 7) as f64,
+            payout_multiplier: 2.0,
+            round_target: Some(2.0),
+            date_time: None,
+        })
+    }
+
+    async fn count(store: &SqliteStore, sql: &'static str) -> i64 {
+        store.read(move |c| Ok(c.query_row(sql, [], |r| r.get(0))?)).await.unwrap()
+    }
+
+    /// Bets go in as multi-row INSERTs (64 + 16 + 4 + 1 rows here). Ids follow message order,
+    /// and a chunk holding repeats (of stored bets and within itself) still answers each bet
+    /// right: the first copy of a new id is accepted with the id it was stored under.
+    #[tokio::test]
+    async fn chunked_bets_keep_message_order_and_tell_repeats_apart() {
+        let dir = std::env::temp_dir().join(format!("pump-chunks-{}", crate::security::random_hex(6)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let options = StoreOptions { rounds_retention: 1_000_000, max_pages: None };
+        let store = SqliteStore::open(&dir.join("chunks.db"), options, Hub::new()).unwrap();
+
+        let first: Vec<Message> = (1..=85).map(|n| bet(&format!("b{n}"), n, "c")).collect();
+        let outcomes = store.ingest(first).await.unwrap();
+        assert!(outcomes.iter().all(|o| o.accepted));
+        let ids: Vec<i64> = outcomes.iter().map(|o| o.bet_id.unwrap()).collect();
+        assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "consecutive ids in message order: {ids:?}");
+        let stored: Vec<(i64, i64)> = store
+            .read(|c| {
+                let mut s = c.prepare("SELECT id, nonce FROM bets ORDER BY id")?;
+                Ok(s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(stored, ids.iter().zip(1..).map(|(&id, nonce)| (id, nonce)).collect::<Vec<_>>());
+
+        // 70 bets (a chunk of 64, then 4, 1, 1): new ones, repeats of stored ids, a repeat of a
+        // new id inside the same chunk, and a second stream in the middle of the run.
+        let mut second: Vec<Message> = Vec::new();
+        for n in 0..70 {
+            second.push(match n {
+                5 | 40 => bet(&format!("b{}", n + 1), n + 1, "c"),
+                20 => bet("n10", 500, "c"),
+                30 => bet("other", 7, "d"),
+                66 => bet("n66", 1000, "c"),
+                69 => bet("n66", 1001, "c"),
+                _ => bet(&format!("n{n}"), 100 + n, "c"),
+            });
+        }
+        let outcomes = store.ingest(second).await.unwrap();
+        let accepted: Vec<usize> = (0..70).filter(|&n| outcomes[n].accepted).collect();
+        let refused: Vec<usize> = (0..70).filter(|&n| !outcomes[n].accepted).collect();
+        assert_eq!(refused, vec![5, 20, 40, 69], "repeats are not accepted");
+        assert!(refused.iter().all(|&n| outcomes[n].bet_id.is_none()));
+        let new_ids: Vec<i64> = accepted.iter().map(|&n| outcomes[n].bet_id.unwrap()).collect();
+        assert!(new_ids.windows(2).all(|w| w[1] > w[0]), "ids rise in message order: {new_ids:?}");
+        assert!(new_ids[0] > *ids.last().unwrap());
+        for &n in &accepted {
+            let id = outcomes[n].bet_id.unwrap();
+            let (client, bet_id): (String, String) = store
+                .read(move |c| {
+                    Ok(c.query_row(
+                        "SELECT s.client_seed, b.antebot_bet_id FROM bets b JOIN streams s ON s.pk = b.stream_pk
+                         WHERE b.id = ?1",
+                        [id],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )?)
+                })
+                .await
+                .unwrap();
+            let expected = match n {
+                30 => ("d", "other".to_string()),
+                66 => ("c", "n66".to_string()),
+                _ => ("c", format!("n{n}")),
+            };
+            assert_eq!((client.as_str(), bet_id), (expected.0, expected.1), "bet {n}");
+        }
+        assert_eq!(count(&store, "SELECT count(*) FROM bets").await, 85 + 66);
+        assert_eq!(count(&store, "SELECT sum(total_bets) FROM streams").await, 85 + 66);
+        // Every message's round, once per (stream, nonce): 85 + 69 new ones (the repeat of b41
+        // carries a nonce already recorded; b6's too).
+        assert_eq!(count(&store, "SELECT count(*) FROM rounds").await, 85 + 68);
+        assert_eq!(count(&store, "SELECT sum(rounds_count) FROM streams").await, 85 + 68);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A full disk is a 503 ("unavailable"), never a 500, and what was acknowledged before stays.
