@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router, middleware};
 use serde::Serialize;
-use tower::ServiceBuilder;
 use uuid::Uuid;
 
 use super::AppState;
@@ -20,17 +19,14 @@ use crate::metrics::{IngestTag, Metrics};
 use crate::security::ingest_guard;
 
 pub fn router(state: AppState) -> Router<AppState> {
-    Router::new().route("/live/ingest", post(ingest)).route_layer(
-        ServiceBuilder::new()
-            .layer(middleware::from_fn_with_state(state.clone(), measure))
-            .layer(middleware::from_fn_with_state(state, ingest_guard::layer)),
-    )
+    Router::new().route("/live/ingest", post(ingest)).route_layer(middleware::from_fn_with_state(state, measure))
 }
 
-/// Counts every ingest request by outcome and times it (guard refusals included).
+/// Counts every ingest request by outcome and times it, guard refusals included: the guard runs
+/// inside it (a call, not another `from_fn` layer with its boxing per request).
 async fn measure(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let response = next.run(request).await;
+    let response = ingest_guard::layer(State(state.clone()), request, next).await;
     let tag = response.extensions().get::<IngestTag>().copied();
     state.metrics.record_ingest(Metrics::outcome(response.status().as_u16(), tag), started.elapsed());
     response

@@ -27,8 +27,8 @@ use http::{HeaderValue, Method, StatusCode, header};
 use serde_json::{Value, json};
 
 use super::{Sessions, cookie_value, csrf_matches};
-use crate::http::AppState;
 use crate::http::extract::read_limited;
+use crate::http::{AppState, pages};
 use crate::security::audit;
 use crate::security::client_ip::{ClientIp, ForwardedHttps};
 use crate::store::model::SessionRecord;
@@ -150,7 +150,7 @@ fn percent_decode(s: &str) -> String {
 pub async fn layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_string();
     if exempt(&path) {
-        return next.run(request).await;
+        return pages::layer(request, next).await;
     }
     let sessions = state.sessions.clone();
     let https = request.extensions().get::<ForwardedHttps>().is_some_and(|h| h.0);
@@ -189,7 +189,7 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
                 && state.tokens.check(headers.get("x-ingest-token").map(HeaderValue::as_bytes)).is_ok();
             if token_ok {
                 // A machine client authenticated by the ingest token: no browser, no CSRF.
-                return next.run(request).await;
+                return pages::layer(request, next).await;
             }
             if !from_browser && !api {
                 // SPEC §5 checks CSRF on writes made with a session cookie. A cookie-less
@@ -204,7 +204,7 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
                         "DASHBOARD_PASSWORD is set: log in, or send a valid X-Ingest-Token",
                     );
                 }
-                return next.run(request).await;
+                return pages::layer(request, next).await;
             }
             audit::event(401, "write without a session", ip, &path);
             return refusal(
@@ -261,7 +261,7 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
         return refusal(StatusCode::UNAUTHORIZED, "LOGIN_REQUIRED", "Log in to the dashboard first");
     }
 
-    let mut response = next.run(request).await;
+    let mut response = pages::layer(request, next).await;
     if let Some(cookie) = fresh_cookie
         && !response.headers().contains_key(header::SET_COOKIE)
     {
