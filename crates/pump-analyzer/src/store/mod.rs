@@ -335,3 +335,17 @@ impl Store {
         dispatch!(self, s => s.ping().await)
     }
 }
+
+/// A writer's next group: `first`, then whatever else is already queued, up to `max` jobs in all
+/// (group commit: one transaction for every request waiting).
+pub(crate) fn gather<T>(first: T, rx: &mut tokio::sync::mpsc::Receiver<T>, max: usize) -> Vec<T> {
+    let mut jobs = Vec::with_capacity(16);
+    jobs.push(first);
+    while jobs.len() < max {
+        match rx.try_recv() {
+            Ok(job) => jobs.push(job),
+            Err(_) => break,
+        }
+    }
+    jobs
+}

@@ -270,14 +270,7 @@ async fn listen(config: tokio_postgres::Config, hub: Hub, mut alive: watch::Rece
 
 async fn run_writer(pool: Pool, options: StoreOptions, mut rx: mpsc::Receiver<IngestJob>) {
     while let Some(first) = rx.recv().await {
-        let mut jobs = Vec::with_capacity(16);
-        jobs.push(first);
-        while jobs.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
+        let jobs = super::gather(first, &mut rx, MAX_GROUP);
         let grouped = ingest_group(&pool, options, &jobs).await;
         match grouped {
             Ok(results) => {

@@ -174,8 +174,8 @@ impl SqliteStore {
             return Err(StoreError::Unavailable(format!("could not switch {} to WAL (got {mode})", path.display())));
         }
         configure(&conn)?;
-        // Ingest alone keeps up to ten statements (four chunk sizes for bets and for rounds);
-        // the default cache of 16 would evict the writer's others.
+        // Ingest alone keeps eight statements (four chunk sizes for bets and for rounds); the
+        // default cache of 16 would evict the writer's others.
         conn.set_prepared_statement_cache_capacity(64);
         if let Some(pages) = options.max_pages {
             conn.pragma_update(None, "max_page_count", i64::try_from(pages).unwrap_or(i64::MAX))?;
@@ -280,7 +280,7 @@ pub(crate) use pump_engine::tables::cents;
 const CHUNKS: [usize; 4] = [64, 16, 4, 1];
 
 /// The statement texts for each size of `CHUNKS`.
-static INSERT_BETS: LazyLock<[String; 4]> = LazyLock::new(|| {
+static INSERT_BETS: LazyLock<[String; CHUNKS.len()]> = LazyLock::new(|| {
     CHUNKS.map(|rows| {
         values_sql(
             "INSERT INTO bets (stream_pk, antebot_bet_id, received_at, date_time, nonce, amount, payout,
@@ -291,7 +291,7 @@ static INSERT_BETS: LazyLock<[String; 4]> = LazyLock::new(|| {
         )
     })
 });
-static INSERT_ROUNDS: LazyLock<[String; 4]> = LazyLock::new(|| {
+static INSERT_ROUNDS: LazyLock<[String; CHUNKS.len()]> = LazyLock::new(|| {
     CHUNKS.map(|rows| {
         values_sql("INSERT INTO rounds (stream_pk, nonce, round_result)", 3, rows, "ON CONFLICT DO NOTHING")
     })
@@ -303,13 +303,27 @@ fn values_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
     format!("{head} VALUES {} {tail}", vec![row; rows].join(", "))
 }
 
-/// The largest chunk size that fits in `remaining` rows, and its index in `CHUNKS`.
-fn chunk_for(remaining: usize) -> (usize, usize) {
-    CHUNKS
-        .iter()
-        .enumerate()
-        .find(|&(_, &size)| size <= remaining)
-        .map_or((CHUNKS.len() - 1, 1), |(i, &size)| (i, size))
+/// One multi-row statement per size of `CHUNKS`, each taken from the cache at most once per job.
+struct Chunked<'c> {
+    conn: &'c Connection,
+    texts: &'static [String; CHUNKS.len()],
+    statements: [Option<CachedStatement<'c>>; CHUNKS.len()],
+}
+
+impl<'c> Chunked<'c> {
+    fn new(conn: &'c Connection, texts: &'static [String; CHUNKS.len()]) -> Self {
+        Self { conn, texts, statements: Default::default() }
+    }
+
+    /// The statement of the largest chunk that fits in `remaining` rows, and that chunk's size.
+    fn next(&mut self, remaining: usize) -> Result<(&mut CachedStatement<'c>, usize), StoreError> {
+        let which = CHUNKS.iter().position(|&size| size <= remaining).unwrap_or(CHUNKS.len() - 1);
+        let statement = match &mut self.statements[which] {
+            Some(statement) => statement,
+            slot => slot.insert(self.conn.prepare_cached(&self.texts[which])?),
+        };
+        Ok((statement, CHUNKS[which]))
+    }
 }
 
 /// Where a message goes: its stream, and the engine's multiplier when the stream's seed is known.
@@ -319,11 +333,8 @@ struct Placed {
     stream_id: Uuid,
     new_stream: bool,
     expected: Option<f64>,
-}
-
-/// Seed-reveal check of a bet: `None` while its server seed is unknown.
-fn verified(expected: Option<f64>, bet: &NewBet) -> Option<bool> {
-    expected.map(|e| cents(e) == cents(bet.round_result))
+    /// The seed-reveal check of a bet: `None` while its server seed is unknown.
+    verified: Option<bool>,
 }
 
 /// Inserts the job's bets in message order, in chunks; the id of each bet stored now (`None` for
@@ -343,23 +354,19 @@ fn insert_bets(
         })
         .collect();
     let mut ids = vec![None; messages.len()];
-    let mut statements: [Option<CachedStatement<'_>>; CHUNKS.len()] = Default::default();
+    let mut statements = Chunked::new(conn, &INSERT_BETS);
     let mut rest = &bets[..];
     while !rest.is_empty() {
-        let (which, rows) = chunk_for(rest.len());
+        let (statement, rows) = statements.next(rest.len())?;
         let (chunk, tail) = rest.split_at(rows);
         rest = tail;
-        let statement = match &mut statements[which] {
-            Some(statement) => statement,
-            slot => slot.insert(conn.prepare_cached(&INSERT_BETS[which])?),
-        };
         let mut column = 0;
         let mut bind = |value: &dyn ToSql| {
             column += 1;
             statement.raw_bind_parameter(column, value)
         };
         for &(i, bet) in chunk {
-            let Placed { pk, expected, .. } = placed[i];
+            let Placed { pk, expected, verified, .. } = placed[i];
             bind(&pk)?;
             bind(&bet.antebot_bet_id)?;
             bind(&now)?;
@@ -371,7 +378,7 @@ fn insert_bets(
             bind(&bet.difficulty.as_str())?;
             bind(&bet.round_target)?;
             bind(&bet.round_result)?;
-            bind(&verified(expected, bet))?;
+            bind(&verified)?;
             bind(&expected)?;
         }
         let inserted = statement.raw_execute()?;
@@ -430,7 +437,7 @@ fn insert_rounds(
     deltas: &mut HashMap<i64, StreamDelta>,
 ) -> Result<Vec<bool>, StoreError> {
     let mut new_rounds = vec![false; messages.len()];
-    let mut statements: [Option<CachedStatement<'_>>; CHUNKS.len()] = Default::default();
+    let mut statements = Chunked::new(conn, &INSERT_ROUNDS);
     let mut i = 0;
     while i < messages.len() {
         let pk = placed[i].pk;
@@ -444,11 +451,7 @@ fn insert_rounds(
                 .count()
                 .max(1)
         };
-        let (which, rows) = chunk_for(run);
-        let statement = match &mut statements[which] {
-            Some(statement) => statement,
-            slot => slot.insert(conn.prepare_cached(&INSERT_ROUNDS[which])?),
-        };
+        let (statement, rows) = statements.next(run)?;
         let mut column = 0;
         for message in &messages[i..i + rows] {
             statement.raw_bind_parameter(column + 1, pk)?;
@@ -567,24 +570,27 @@ impl Writer {
         for message in messages {
             let (server, client) = message.seed_pair();
             let (pk, stream_id, new_stream) = streams.stream_for(conn, events, server, client, now)?;
-            let expected = match message {
-                Message::Bet(bet) => streams.expected_multiplier(pk, bet.nonce, bet.difficulty),
-                Message::Heartbeat(_) => None,
+            let (expected, verified) = match message {
+                Message::Bet(bet) => {
+                    let expected = streams.expected_multiplier(pk, bet.nonce, bet.difficulty);
+                    (expected, expected.map(|e| cents(e) == cents(bet.round_result)))
+                }
+                Message::Heartbeat(_) => (None, None),
             };
-            placed.push(Placed { pk, stream_id, new_stream, expected });
+            placed.push(Placed { pk, stream_id, new_stream, expected, verified });
         }
         let bet_ids = insert_bets(conn, messages, &placed, now)?;
         let new_rounds = insert_rounds(conn, messages, &placed, live, deltas)?;
 
         let mut outcomes = Vec::with_capacity(messages.len());
         for (i, message) in messages.iter().enumerate() {
-            let Placed { pk, stream_id, new_stream, expected } = placed[i];
+            let Placed { pk, stream_id, new_stream, expected, verified } = placed[i];
             let delta = deltas.entry(pk).or_default();
             delta.seen_at = now;
             delta.max_nonce = delta.max_nonce.max(message.nonce());
             let bet_id = bet_ids[i];
             if let (Message::Bet(bet), Some(id)) = (message, bet_id) {
-                delta.add_bet(bet, id, verified(expected, bet));
+                delta.add_bet(bet, id, verified);
                 if live {
                     let distance_prev = distance_prev(conn, pk, bet.nonce, bet.round_result)?;
                     let record = BetRecord::stored(id, stream_id, bet, now, distance_prev, expected);
@@ -607,14 +613,7 @@ impl Writer {
 
     fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         while let Some(first) = rx.blocking_recv() {
-            let mut jobs = Vec::with_capacity(16);
-            jobs.push(first);
-            while jobs.len() < MAX_GROUP {
-                match rx.try_recv() {
-                    Ok(job) => jobs.push(job),
-                    Err(_) => break,
-                }
-            }
+            let mut jobs = super::gather(first, &mut rx, MAX_GROUP);
             let grouped = self.transaction(|writer| {
                 let mut all_ok = true;
                 for job in jobs.iter_mut() {
