@@ -3,12 +3,14 @@
 # SQLite database with the rate limit off, and runs the load generator against it. Besides the
 # generator's figures it prints the server's CPU time per request (user + system, from /proc),
 # which varies far less from run to run than requests/s on a shared machine.
-#   scripts/bench-ingest.sh [connections] [seconds] [batch]
+#   scripts/bench-ingest.sh [connections] [seconds] [batch] [seed pairs]
+# (seed pairs: how many streams the connections post to; by default one per connection)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONNECTIONS=${1:-16}
 SECONDS_RUN=${2:-10}
 BATCH=${3:-1}
+PAIRS=${4:-$CONNECTIONS}
 cargo build --release -q --bin pump-analyzer --example loadgen
 . scripts/serve-scratch.sh
 cpu_ticks() { awk '{ print $14, $15 }' "/proc/$SERVER/stat"; }
@@ -20,7 +22,7 @@ commit_stats() {
 }
 read -r COMMITS_BEFORE WRITES_BEFORE COMMIT_S_BEFORE < <(commit_stats)
 read -r USER_BEFORE SYSTEM_BEFORE < <(cpu_ticks)
-OUT=$(target/release/examples/loadgen --url "http://127.0.0.1:$PORT" --connections "$CONNECTIONS" --seconds "$SECONDS_RUN" --batch "$BATCH")
+OUT=$(target/release/examples/loadgen --url "http://127.0.0.1:$PORT" --connections "$CONNECTIONS" --seconds "$SECONDS_RUN" --batch "$BATCH" --seed-pairs "$PAIRS")
 read -r USER_AFTER SYSTEM_AFTER < <(cpu_ticks)
 read -r COMMITS_AFTER WRITES_AFTER COMMIT_S_AFTER < <(commit_stats)
 echo "$OUT"

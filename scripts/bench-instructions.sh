@@ -3,13 +3,14 @@
 # while the load generator runs. Unlike requests/s or CPU time, the count hardly moves with
 # whatever else the machine is doing, so it is the figure to compare two builds by (the server
 # runs ~50x slower under valgrind: the request rate it prints means nothing).
-#   scripts/bench-instructions.sh [batch] [seconds]       BENCH_BINARY=path compares another build
+#   scripts/bench-instructions.sh [batch] [seconds] [seed pairs]       BENCH_BINARY=path compares another build
 # Needs valgrind (apt-get install valgrind). BENCH_KEEP=dir keeps the callgrind files there
 # (`callgrind_annotate --inclusive=yes dir/cg.out.1-05` for the writer thread).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BATCH=${1:-1}
 SECONDS_RUN=${2:-15}
+PAIRS=${3:-16}
 cargo build --release -q --bin pump-analyzer --example loadgen
 BINARY=${BENCH_BINARY:-$PWD/target/release/pump-analyzer}
 WORK=$(mktemp -d)
@@ -26,7 +27,7 @@ done
 # Count only the load: zero the counters now, dump them when it ends (part 1 of each thread).
 callgrind_control --zero "$VG" >/dev/null 2>&1
 target/release/examples/loadgen --url "http://127.0.0.1:$PORT" --connections 16 --seconds "$SECONDS_RUN" \
-  --batch "$BATCH" >"$WORK/load.txt"
+  --batch "$BATCH" --seed-pairs "$PAIRS" >"$WORK/load.txt"
 callgrind_control --dump "$VG" >/dev/null 2>&1
 REQUESTS=$(sed -n 's/^requests=//p' "$WORK/load.txt")
 python3 - "$REQUESTS" "$BATCH" "$WORK" <<'PY'

@@ -2,7 +2,9 @@
 //! prints requests/s, bets/s, p50/p99 latency and the error count.
 //!
 //! `cargo run --release --example loadgen -- --url http://127.0.0.1:8000 --connections 16 --seconds 10 --batch 1`
-//! (`--path /healthz` posts elsewhere: the HTTP stack alone, for comparison)
+//! (`--path /healthz` posts elsewhere: the HTTP stack alone, for comparison; `--seed-pairs K` has
+//! the connections share K seed pairs, one per connection by default; `--heartbeats` posts
+//! heartbeats instead of bets)
 //! (or `scripts/bench-ingest.sh`, which also starts a server on a scratch database).
 
 use std::sync::Arc;
@@ -21,6 +23,9 @@ struct Args {
     batch: usize,
     token: Option<String>,
     heartbeats: bool,
+    /// How many seed pairs (streams) the connections post to: connection `i` uses pair
+    /// `i % seed_pairs`. Defaults to one pair per connection.
+    seed_pairs: Option<usize>,
     /// Where to post (another path measures the HTTP stack without the ingest behind it).
     path: String,
 }
@@ -33,6 +38,7 @@ fn parse_args() -> Args {
         batch: 1,
         token: None,
         heartbeats: false,
+        seed_pairs: None,
         path: "/live/ingest".into(),
     };
     let mut it = std::env::args().skip(1);
@@ -45,6 +51,7 @@ fn parse_args() -> Args {
             "--batch" | "-b" => args.batch = value().parse().expect("--batch N"),
             "--token" => args.token = Some(value()),
             "--heartbeats" => args.heartbeats = true,
+            "--seed-pairs" => args.seed_pairs = Some(value().parse().expect("--seed-pairs N")),
             "--path" => args.path = value(),
             other => panic!("unknown flag {other}; see the file's header"),
         }
@@ -52,16 +59,22 @@ fn parse_args() -> Args {
     args
 }
 
-fn body(run: &str, worker: usize, seq: u64, batch: usize, heartbeats: bool) -> String {
+fn body(args: &Args, run: &str, worker: usize, seq: u64) -> String {
+    let (batch, connections) = (args.batch, args.connections);
+    let pairs = args.seed_pairs.unwrap_or(connections).clamp(1, connections);
+    // The pair this connection posts to; connections sharing a pair take turns with its nonces,
+    // so every bet of a stream has a nonce of its own, as from a real bot.
+    let pair = worker % pairs;
+    let (stride, offset) = if pairs == connections { (1, 0) } else { (connections as u64, worker as u64) };
     let one = |i: usize| {
-        let nonce = seq * batch as u64 + i as u64 + 1;
-        if heartbeats {
+        let nonce = (seq * batch as u64 + i as u64) * stride + offset + 1;
+        if args.heartbeats {
             format!(
-                r#"{{"type":"heartbeat","nonce":{nonce},"roundResult":1.63,"clientSeed":"load-{run}-{worker}","serverSeedHashed":"load-{run}"}}"#
+                r#"{{"type":"heartbeat","nonce":{nonce},"roundResult":1.63,"clientSeed":"load-{run}-{pair}","serverSeedHashed":"load-{run}"}}"#
             )
         } else {
             format!(
-                r#"{{"id":"{run}-{worker}-{nonce}","nonce":{nonce},"amount":0.01,"payout":0,"difficulty":"expert","clientSeed":"load-{run}-{worker}","serverSeedHashed":"load-{run}","roundResult":1.63,"roundTarget":1066.73,"dateTime":"2026-11-23T12:00:00Z"}}"#
+                r#"{{"id":"{run}-{worker}-{nonce}","nonce":{nonce},"amount":0.01,"payout":0,"difficulty":"expert","clientSeed":"load-{run}-{pair}","serverSeedHashed":"load-{run}","roundResult":1.63,"roundTarget":1066.73,"dateTime":"2026-11-23T12:00:00Z"}}"#
             )
         }
     };
@@ -88,7 +101,7 @@ async fn worker(args: Arc<Args>, run: Arc<String>, id: usize, stop: Arc<AtomicBo
     let mut response = Response::default();
     let mut seq = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        let body = body(&run, id, seq, args.batch, args.heartbeats);
+        let body = body(&args, &run, id, seq);
         seq += 1;
         request.clear();
         write!(
@@ -231,8 +244,9 @@ fn main() {
         latencies.sort_unstable();
         let requests = latencies.len() as f64;
         println!(
-            "connections={} batch={} kind={} seconds={:.1}",
+            "connections={} seed_pairs={} batch={} kind={} seconds={:.1}",
             args.connections,
+            args.seed_pairs.unwrap_or(args.connections).clamp(1, args.connections),
             args.batch,
             if args.heartbeats { "heartbeat" } else { "bet" },
             elapsed
