@@ -5,7 +5,8 @@
 # runs ~50x slower under valgrind: the request rate it prints means nothing).
 #   scripts/bench-instructions.sh [batch] [seconds] [seed pairs]       BENCH_BINARY=path compares another build
 # Needs valgrind (apt-get install valgrind). BENCH_KEEP=dir keeps the callgrind files there
-# (`callgrind_annotate --inclusive=yes dir/cg.out.1-05` for the writer thread).
+# (`callgrind_annotate --inclusive=yes dir/cg.out.1-NN`, NN the writer thread's file: the one that
+# names `sqlite::Writer`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BATCH=${1:-1}

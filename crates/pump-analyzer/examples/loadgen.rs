@@ -23,9 +23,9 @@ struct Args {
     batch: usize,
     token: Option<String>,
     heartbeats: bool,
-    /// How many seed pairs (streams) the connections post to: connection `i` uses pair
-    /// `i % seed_pairs`. Defaults to one pair per connection.
-    seed_pairs: Option<usize>,
+    /// How many seed pairs (streams) the connections post to, 1..=connections: connection `i`
+    /// uses pair `i % seed_pairs`. Defaults to one pair per connection.
+    seed_pairs: usize,
     /// Where to post (another path measures the HTTP stack without the ingest behind it).
     path: String,
 }
@@ -38,7 +38,7 @@ fn parse_args() -> Args {
         batch: 1,
         token: None,
         heartbeats: false,
-        seed_pairs: None,
+        seed_pairs: 0,
         path: "/live/ingest".into(),
     };
     let mut it = std::env::args().skip(1);
@@ -51,17 +51,17 @@ fn parse_args() -> Args {
             "--batch" | "-b" => args.batch = value().parse().expect("--batch N"),
             "--token" => args.token = Some(value()),
             "--heartbeats" => args.heartbeats = true,
-            "--seed-pairs" => args.seed_pairs = Some(value().parse().expect("--seed-pairs N")),
+            "--seed-pairs" => args.seed_pairs = value().parse().expect("--seed-pairs N"),
             "--path" => args.path = value(),
             other => panic!("unknown flag {other}; see the file's header"),
         }
     }
+    args.seed_pairs = if args.seed_pairs == 0 { args.connections } else { args.seed_pairs.min(args.connections) };
     args
 }
 
 fn body(args: &Args, run: &str, worker: usize, seq: u64) -> String {
-    let (batch, connections) = (args.batch, args.connections);
-    let pairs = args.seed_pairs.unwrap_or(connections).clamp(1, connections);
+    let (batch, connections, pairs) = (args.batch, args.connections, args.seed_pairs);
     // The pair this connection posts to; connections sharing a pair take turns with its nonces,
     // so every bet of a stream has a nonce of its own, as from a real bot.
     let pair = worker % pairs;
@@ -246,7 +246,7 @@ fn main() {
         println!(
             "connections={} seed_pairs={} batch={} kind={} seconds={:.1}",
             args.connections,
-            args.seed_pairs.unwrap_or(args.connections).clamp(1, args.connections),
+            args.seed_pairs,
             args.batch,
             if args.heartbeats { "heartbeat" } else { "bet" },
             elapsed
