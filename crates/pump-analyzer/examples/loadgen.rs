@@ -24,7 +24,7 @@ struct Args {
     token: Option<String>,
     heartbeats: bool,
     /// How many seed pairs (streams) the connections post to, 1..=connections: connection `i`
-    /// uses pair `i % seed_pairs`. Defaults to one pair per connection.
+    /// uses pair `i % seed_pairs`. `--seed-pairs 0` or none: one pair per connection.
     seed_pairs: usize,
     /// Where to post (another path measures the HTTP stack without the ingest behind it).
     path: String,

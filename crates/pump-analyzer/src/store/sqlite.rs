@@ -888,8 +888,8 @@ mod tests {
         }
         assert_eq!(count(&store, "SELECT count(*) FROM bets").await, 85 + 66);
         assert_eq!(count(&store, "SELECT sum(total_bets) FROM streams").await, 85 + 66);
-        // Every message's round, once per (stream, nonce): 85 + 69 new ones (the repeat of b41
-        // carries a nonce already recorded; b6's too).
+        // Every message's round, once per (stream, nonce): 85, then 68 of the 70 (the repeats of
+        // b6 and b41 carry nonces already recorded).
         assert_eq!(count(&store, "SELECT count(*) FROM rounds").await, 85 + 68);
         assert_eq!(count(&store, "SELECT sum(rounds_count) FROM streams").await, 85 + 68);
         let _ = std::fs::remove_dir_all(&dir);
