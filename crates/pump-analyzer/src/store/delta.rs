@@ -27,12 +27,17 @@ pub(crate) struct StreamDelta {
     pub(crate) multipliers: Vec<(&'static str, i64, i64)>,
     pub(crate) checked: i64,
     pub(crate) matched: i64,
+    /// Ids of the first and last bet stored (ids grow with every insert).
+    pub(crate) first_id: Option<i64>,
+    pub(crate) last_id: Option<i64>,
 }
 
 impl StreamDelta {
     pub(crate) fn add_bet(&mut self, bet: &NewBet, id: i64, verified: Option<bool>) {
         let r = bet.round_result;
         self.bets += 1;
+        self.first_id = Some(self.first_id.map_or(id, |first| first.min(id)));
+        self.last_id = Some(self.last_id.map_or(id, |last| last.max(id)));
         self.highest = Some(self.highest.map_or(r, |h| h.max(r)));
         self.lowest = Some(self.lowest.map_or(r, |l| l.min(r)));
         self.sum_multiplier += r;

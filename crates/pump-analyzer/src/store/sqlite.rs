@@ -76,6 +76,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/sqlite/0002_read_side_seeds_runs.sql")),
         M::up(include_str!("../../migrations/sqlite/0003_sessions.sql")),
         M::up(include_str!("../../migrations/sqlite/0004_stream_multipliers.sql")),
+        M::up(include_str!("../../migrations/sqlite/0005_stream_bet_range.sql")),
     ])
 }
 
@@ -716,7 +717,9 @@ impl Writer {
                 delta.amount,
                 delta.payout,
                 delta.checked,
-                delta.matched
+                delta.matched,
+                delta.first_id,
+                delta.last_id
             ])?;
             for (difficulty, bets, last_bet) in &delta.difficulties {
                 add_difficulty.execute(params![pk, difficulty, bets, last_bet])?;
@@ -762,7 +765,10 @@ const UPDATE_STREAM: &str = "UPDATE streams SET
         total_payout = total_payout + ?10,
         verified_checked = verified_checked + ?11,
         verified_matched = verified_matched + ?12,
-        verified_mismatched = verified_mismatched + (?11 - ?12)
+        verified_mismatched = verified_mismatched + (?11 - ?12),
+        first_bet_id = coalesce(first_bet_id, ?13),
+        -- Ids only grow: the group's last bet is the stream's last.
+        last_bet_id = coalesce(?14, last_bet_id)
     WHERE pk = ?1";
 const ADD_DIFFICULTY: &str = "INSERT INTO stream_difficulties (stream_pk, difficulty, bets, last_bet)
     VALUES (?1, ?2, ?3, ?4)
@@ -787,6 +793,7 @@ fn trim_rounds(conn: &Connection, pk: i64, excess: i64, retention: i64) -> Resul
 mod tests {
     use super::*;
     use crate::live::message::{Heartbeat, Message};
+    use crate::store::model::{BetOrder, BetQuery};
 
     fn heartbeats(from: i64, count: i64) -> Vec<Message> {
         (from..from + count)
@@ -893,6 +900,129 @@ mod tests {
         assert_eq!(count(&store, "SELECT count(*) FROM rounds").await, 85 + 68);
         assert_eq!(count(&store, "SELECT sum(rounds_count) FROM streams").await, 85 + 68);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A stream's bets in arrival order come from its id range of the table, which other
+    /// streams' bets interleave: `order=id_desc` pages (with and without a filter) and tails must
+    /// hold exactly that stream's bets, in id order, whatever lies between them.
+    #[tokio::test]
+    async fn arrival_order_reads_skip_the_bets_of_interleaved_streams() {
+        let dir = std::env::temp_dir().join(format!("pump-range-{}", crate::security::random_hex(6)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let options = StoreOptions { rounds_retention: 1_000_000, max_pages: None };
+        let store = SqliteStore::open(&dir.join("range.db"), options, Hub::new()).unwrap();
+        let hard = |mut m: Message| {
+            if let Message::Bet(b) = &mut m {
+                b.difficulty = Difficulty::Hard;
+            }
+            m
+        };
+        // Streams "c" and "d" interleave within and across requests; "e" has bets only before
+        // them and "f" none (a heartbeat alone).
+        store.ingest((1..=4).map(|n| bet(&format!("e{n}"), n, "e")).collect()).await.unwrap();
+        let mut expected: HashMap<&str, Vec<(i64, bool)>> = HashMap::new();
+        let mut stream_ids: HashMap<&str, Uuid> = HashMap::new();
+        for round in 0..12i64 {
+            let mut job = Vec::new();
+            for k in 0..(round % 4 + 1) {
+                let seed = if (round + k) % 3 == 0 { "d" } else { "c" };
+                let nonce = round * 10 + k;
+                let m = bet(&format!("{seed}{nonce}"), nonce, seed);
+                job.push(if nonce % 2 == 0 { hard(m) } else { m });
+            }
+            let seeds: Vec<&str> = job
+                .iter()
+                .map(|m| match m {
+                    Message::Bet(b) if b.client_seed == "d" => "d",
+                    _ => "c",
+                })
+                .collect();
+            let hard_flags: Vec<bool> =
+                job.iter().map(|m| matches!(m, Message::Bet(b) if b.difficulty == Difficulty::Hard)).collect();
+            let outcomes = store.ingest(job).await.unwrap();
+            for ((outcome, seed), hard) in outcomes.iter().zip(seeds).zip(hard_flags) {
+                expected.entry(seed).or_default().push((outcome.bet_id.unwrap(), hard));
+                stream_ids.insert(seed, outcome.stream_id);
+            }
+        }
+        let f = store
+            .ingest(vec![Message::Heartbeat(Heartbeat {
+                nonce: 1,
+                round_result: 1.5,
+                client_seed: "f".into(),
+                server_seed_hashed: "h".into(),
+            })])
+            .await
+            .unwrap()[0]
+            .stream_id;
+        let key_of = |id: Uuid| {
+            let store = &store;
+            async move { store.stream_key(id).await.unwrap().unwrap() }
+        };
+        for (seed, id) in [("c", stream_ids["c"]), ("d", stream_ids["d"])] {
+            let key = key_of(id).await;
+            let all: Vec<i64> = expected[seed].iter().map(|&(id, _)| id).collect();
+            let hard: Vec<i64> = expected[seed].iter().filter(|&&(_, h)| h).map(|&(id, _)| id).collect();
+            let page = |offset: i64, difficulty: Option<&str>| BetQuery {
+                limit: 5,
+                offset,
+                min_multiplier: None,
+                difficulty: difficulty.map(str::to_string),
+                order: BetOrder::IdDesc,
+            };
+            for (difficulty, ids) in [(None, &all), (Some("hard"), &hard)] {
+                let mut newest_first = ids.clone();
+                newest_first.reverse();
+                let mut seen = Vec::new();
+                for offset in (0..newest_first.len() as i64 + 5).step_by(5) {
+                    let got = store.bets(key, page(offset, difficulty)).await.unwrap();
+                    assert_eq!(got.total, ids.len() as i64, "{seed} {difficulty:?}");
+                    assert!(got.bets.iter().all(|b| b.stream_id == id));
+                    seen.extend(got.bets.iter().map(|b| b.id));
+                }
+                assert_eq!(seen, newest_first, "{seed} {difficulty:?}: id_desc pages");
+            }
+            // Tails from before the stream, from inside its range, and past its end.
+            for since in [0, all[0], all[all.len() / 2], *all.last().unwrap()] {
+                let tail = store.bets_since(Some(key.pk), since, 4).await.unwrap();
+                let after: Vec<i64> = all.iter().copied().filter(|&id| id > since).collect();
+                let got: Vec<i64> = tail.bets.iter().map(|b| b.id).collect();
+                assert_eq!(got, after.iter().copied().take(4).collect::<Vec<_>>(), "{seed} tail since {since}");
+                assert_eq!(tail.has_more, after.len() > 4);
+                assert_eq!(tail.last_id, got.last().copied().unwrap_or(since));
+            }
+        }
+        let empty = key_of(f).await;
+        let page = BetQuery { limit: 5, offset: 0, min_multiplier: None, difficulty: None, order: BetOrder::IdDesc };
+        assert!(store.bets(empty, page).await.unwrap().bets.is_empty());
+        let tail = store.bets_since(Some(empty.pk), 0, 4).await.unwrap();
+        assert!(tail.bets.is_empty() && !tail.has_more && tail.last_id == 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Upgrading a database made before the bet-range columns fills them from the bets it holds.
+    #[test]
+    fn the_bet_range_migration_fills_existing_streams() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrations().to_version(&mut conn, 4).unwrap();
+        conn.execute_batch(
+            "INSERT INTO streams (pk, id, server_seed_hashed, client_seed, created_at, last_seen_at)
+                 VALUES (1, 'a', 'h', 'c', 0, 0), (2, 'b', 'h', 'd', 0, 0), (3, 'e', 'h', 'e', 0, 0);
+             INSERT INTO bets (id, stream_pk, antebot_bet_id, received_at, nonce, amount, payout,
+                               payout_multiplier, difficulty, round_result)
+                 VALUES (1, 1, 'x', 0, 1, 1, 0, 0, 'easy', 1), (2, 2, 'y', 0, 1, 1, 0, 0, 'easy', 1),
+                        (3, 1, 'z', 0, 2, 1, 0, 0, 'easy', 1), (7, 1, 'w', 0, 3, 1, 0, 0, 'easy', 1);",
+        )
+        .unwrap();
+        migrations().to_latest(&mut conn).unwrap();
+        let ranges: Vec<(i64, Option<i64>, Option<i64>)> = conn
+            .prepare("SELECT pk, first_bet_id, last_bet_id FROM streams ORDER BY pk")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(ranges, vec![(1, Some(1), Some(7)), (2, Some(2), Some(2)), (3, None, None)]);
     }
 
     /// A full disk is a 503 ("unavailable"), never a 500, and what was acknowledged before stays.

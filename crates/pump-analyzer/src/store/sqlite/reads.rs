@@ -114,6 +114,18 @@ pub(super) fn stream_key(conn: &Connection, id: Uuid) -> Result<Option<StreamKey
         .optional()?)
 }
 
+/// The ids of a stream's first and last bet; `None` while it has none.
+fn bet_range(conn: &Connection, pk: i64) -> Result<Option<(i64, i64)>, StoreError> {
+    let range: Option<(Option<i64>, Option<i64>)> = conn
+        .prepare_cached("SELECT first_bet_id, last_bet_id FROM streams WHERE pk = ?1")?
+        .query_row([pk], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(match range {
+        Some((Some(first), Some(last))) => Some((first, last)),
+        _ => None,
+    })
+}
+
 fn difficulty_of(conn: &Connection, pk: i64) -> Result<Option<String>, StoreError> {
     Ok(conn
         .prepare_cached(
@@ -222,16 +234,24 @@ impl SqliteStore {
                 None => i64::MAX,
             };
             let index = match query.order {
-                _ if in_range <= RANGE_SCAN_MAX => "bets_by_multiplier",
-                BetOrder::NonceAsc => "bets_by_stream_nonce",
-                BetOrder::IdDesc => "bets_by_stream_id",
+                _ if in_range <= RANGE_SCAN_MAX => "INDEXED BY bets_by_multiplier",
+                BetOrder::NonceAsc => "INDEXED BY bets_by_stream_nonce",
+                BetOrder::IdDesc => {
+                    // Arrival order: the stream's id range of the table, walked backwards.
+                    let Some((first, last)) = bet_range(conn, key.pk)? else {
+                        return Ok(BetPage { bets: Vec::new(), total, limit: query.limit, offset: query.offset, stream_id: key.id });
+                    };
+                    filter.push_str(" AND b.id BETWEEN ? AND ?");
+                    args.extend([Sql::Integer(first), Sql::Integer(last)]);
+                    "NOT INDEXED"
+                }
             };
             let order = match query.order {
                 BetOrder::NonceAsc => "b.nonce ASC, b.id ASC",
                 BetOrder::IdDesc => "b.id DESC",
             };
             let sql = format!(
-                "SELECT {BET_COLUMNS} FROM bets b INDEXED BY {index} JOIN streams s ON s.pk = b.stream_pk
+                "SELECT {BET_COLUMNS} FROM bets b {index} JOIN streams s ON s.pk = b.stream_pk
                  WHERE {filter} ORDER BY {order} LIMIT ? OFFSET ?"
             );
             args.push(Sql::Integer(query.limit));
@@ -249,12 +269,25 @@ impl SqliteStore {
     /// stream, bets of every stream.
     pub async fn bets_since(&self, stream: Option<i64>, since_id: i64, limit: i64) -> Result<Tail, StoreError> {
         self.read(move |conn| {
-            let filter = if stream.is_some() { "b.stream_pk = ?1 AND b.id > ?2" } else { "?1 IS NULL AND b.id > ?2" };
-            let sql = format!("SELECT {BET_COLUMNS} FROM {BET_FROM} WHERE {filter} ORDER BY b.id LIMIT ?3");
-            let mut bets: Vec<BetRecord> = conn
-                .prepare_cached(&sql)?
-                .query_map(params![stream, since_id, limit + 1], bet_row)?
-                .collect::<Result<_, _>>()?;
+            let mut bets: Vec<BetRecord> = match stream {
+                // The stream's bets after `since_id` lie in its id range of the table.
+                Some(pk) => {
+                    let Some((first, last)) = bet_range(conn, pk)? else {
+                        return Ok(Tail { bets: Vec::new(), last_id: since_id, has_more: false });
+                    };
+                    let sql = format!(
+                        "SELECT {BET_COLUMNS} FROM bets b NOT INDEXED JOIN streams s ON s.pk = b.stream_pk
+                         WHERE b.stream_pk = ?1 AND b.id > ?2 AND b.id <= ?3 ORDER BY b.id LIMIT ?4"
+                    );
+                    conn.prepare_cached(&sql)?
+                        .query_map(params![pk, since_id.max(first - 1), last, limit + 1], bet_row)?
+                        .collect::<Result<_, _>>()?
+                }
+                None => {
+                    let sql = format!("SELECT {BET_COLUMNS} FROM {BET_FROM} WHERE b.id > ?1 ORDER BY b.id LIMIT ?2");
+                    conn.prepare_cached(&sql)?.query_map(params![since_id, limit + 1], bet_row)?.collect::<Result<_, _>>()?
+                }
+            };
             let has_more = bets.len() as i64 > limit;
             bets.truncate(limit as usize);
             let last_id = bets.last().map_or(since_id, |b| b.id);
