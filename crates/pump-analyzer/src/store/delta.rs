@@ -23,8 +23,8 @@ pub(crate) struct StreamDelta {
     pub(crate) rounds: i64,
     /// difficulty → (bets, last bet id)
     pub(crate) difficulties: Vec<(&'static str, i64, i64)>,
-    /// (difficulty, multiplier in cents) → bets
-    pub(crate) multipliers: Vec<(&'static str, i64, i64)>,
+    /// (difficulty, multiplier in cents) → (bets, last bet id)
+    pub(crate) multipliers: Vec<(&'static str, i64, i64, i64)>,
     pub(crate) checked: i64,
     pub(crate) matched: i64,
     /// Ids of the first and last bet stored (ids grow with every insert).
@@ -52,9 +52,12 @@ impl StreamDelta {
             None => self.difficulties.push((name, 1, id)),
         }
         let key = cents(r);
-        match self.multipliers.iter_mut().find(|(d, c, _)| *d == name && *c == key) {
-            Some(entry) => entry.2 += 1,
-            None => self.multipliers.push((name, key, 1)),
+        match self.multipliers.iter_mut().find(|(d, c, _, _)| *d == name && *c == key) {
+            Some(entry) => {
+                entry.2 += 1;
+                entry.3 = entry.3.max(id);
+            }
+            None => self.multipliers.push((name, key, 1, id)),
         }
         if let Some(matched) = verified {
             self.checked += 1;

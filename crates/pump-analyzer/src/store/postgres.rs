@@ -669,7 +669,7 @@ async fn apply_deltas_and_commit(
         difficulties.iter().map(|x| x.3).collect::<Vec<i64>>(),
     );
     let multipliers: Vec<(i64, &str, i64, i64)> =
-        d.iter().flat_map(|(pk, x)| x.multipliers.iter().map(|(name, c, bets)| (**pk, *name, *c, *bets))).collect();
+        d.iter().flat_map(|(pk, x)| x.multipliers.iter().map(|(name, c, bets, _)| (**pk, *name, *c, *bets))).collect();
     let upsert_multipliers = tx
         .prepare_cached(
             "INSERT INTO stream_multipliers (stream_pk, difficulty, mult_cents, bets)

@@ -77,6 +77,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/sqlite/0003_sessions.sql")),
         M::up(include_str!("../../migrations/sqlite/0004_stream_multipliers.sql")),
         M::up(include_str!("../../migrations/sqlite/0005_stream_bet_range.sql")),
+        M::up(include_str!("../../migrations/sqlite/0006_fold_stream_difficulties.sql")),
     ])
 }
 
@@ -701,7 +702,6 @@ impl Writer {
         let Writer { conn, streams, deltas, options, .. } = self;
         let conn = &*conn;
         let mut update_stream = conn.prepare_cached(UPDATE_STREAM)?;
-        let mut add_difficulty = conn.prepare_cached(ADD_DIFFICULTY)?;
         let mut add_multiplier = conn.prepare_cached(ADD_MULTIPLIER)?;
         let retention = i64::try_from(options.rounds_retention).unwrap_or(i64::MAX);
         for (pk, delta) in deltas.drain() {
@@ -721,11 +721,8 @@ impl Writer {
                 delta.first_id,
                 delta.last_id
             ])?;
-            for (difficulty, bets, last_bet) in &delta.difficulties {
-                add_difficulty.execute(params![pk, difficulty, bets, last_bet])?;
-            }
-            for (difficulty, mult_cents, bets) in &delta.multipliers {
-                add_multiplier.execute(params![pk, difficulty, mult_cents, bets])?;
+            for (difficulty, mult_cents, bets, last_bet) in &delta.multipliers {
+                add_multiplier.execute(params![pk, difficulty, mult_cents, bets, last_bet])?;
             }
             if delta.rounds > 0 {
                 let entry = streams.entries.get_mut(&pk);
@@ -770,13 +767,10 @@ const UPDATE_STREAM: &str = "UPDATE streams SET
         -- Ids only grow: the group's last bet is the stream's last.
         last_bet_id = coalesce(?14, last_bet_id)
     WHERE pk = ?1";
-const ADD_DIFFICULTY: &str = "INSERT INTO stream_difficulties (stream_pk, difficulty, bets, last_bet)
-    VALUES (?1, ?2, ?3, ?4)
-    ON CONFLICT (stream_pk, difficulty)
+const ADD_MULTIPLIER: &str = "INSERT INTO stream_multipliers (stream_pk, difficulty, mult_cents, bets, last_bet)
+    VALUES (?1, ?2, ?3, ?4, ?5)
+    ON CONFLICT (stream_pk, difficulty, mult_cents)
     DO UPDATE SET bets = bets + excluded.bets, last_bet = max(last_bet, excluded.last_bet)";
-const ADD_MULTIPLIER: &str = "INSERT INTO stream_multipliers (stream_pk, difficulty, mult_cents, bets)
-    VALUES (?1, ?2, ?3, ?4)
-    ON CONFLICT (stream_pk, difficulty, mult_cents) DO UPDATE SET bets = bets + excluded.bets";
 
 /// Drops a stream's `excess` oldest rounds, leaving `retention` of them.
 fn trim_rounds(conn: &Connection, pk: i64, excess: i64, retention: i64) -> Result<(), StoreError> {
@@ -1000,9 +994,10 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// Upgrading a database made before the bet-range columns fills them from the bets it holds.
+    /// Upgrading a database made before the bet-range columns and the folded difficulty counts
+    /// fills both from the bets it holds.
     #[test]
-    fn the_bet_range_migration_fills_existing_streams() {
+    fn upgrades_fill_bet_ranges_and_the_multiplier_rows_last_bets() {
         let mut conn = Connection::open_in_memory().unwrap();
         migrations().to_version(&mut conn, 4).unwrap();
         conn.execute_batch(
@@ -1011,10 +1006,31 @@ mod tests {
              INSERT INTO bets (id, stream_pk, antebot_bet_id, received_at, nonce, amount, payout,
                                payout_multiplier, difficulty, round_result)
                  VALUES (1, 1, 'x', 0, 1, 1, 0, 0, 'easy', 1), (2, 2, 'y', 0, 1, 1, 0, 0, 'easy', 1),
-                        (3, 1, 'z', 0, 2, 1, 0, 0, 'easy', 1), (7, 1, 'w', 0, 3, 1, 0, 0, 'easy', 1);",
+                        (3, 1, 'z', 0, 2, 1, 0, 0, 'easy', 1), (5, 1, 'v', 0, 3, 1, 0, 0, 'hard', 2),
+                        (7, 1, 'w', 0, 4, 1, 0, 0, 'easy', 1);
+             INSERT INTO stream_multipliers (stream_pk, difficulty, mult_cents, bets)
+                 VALUES (1, 'easy', 100, 3), (1, 'hard', 200, 1), (2, 'easy', 100, 1);
+             INSERT INTO stream_difficulties (stream_pk, difficulty, bets, last_bet)
+                 VALUES (1, 'easy', 3, 7), (1, 'hard', 1, 5), (2, 'easy', 1, 2);",
         )
         .unwrap();
         migrations().to_latest(&mut conn).unwrap();
+        let rows: Vec<(i64, String, i64, i64)> = conn
+            .prepare(
+                "SELECT stream_pk, difficulty, bets, last_bet FROM stream_multipliers ORDER BY stream_pk, difficulty",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let row = |pk, d: &str, bets, last| (pk, d.to_string(), bets, last);
+        assert_eq!(rows, vec![row(1, "easy", 3, 7), row(1, "hard", 1, 5), row(2, "easy", 1, 2)]);
+        assert_eq!(reads::difficulty_of(&conn, 1).unwrap().as_deref(), Some("easy"));
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'stream_difficulties'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
         let ranges: Vec<(i64, Option<i64>, Option<i64>)> = conn
             .prepare("SELECT pk, first_bet_id, last_bet_id FROM streams ORDER BY pk")
             .unwrap()

@@ -126,10 +126,10 @@ fn bet_range(conn: &Connection, pk: i64) -> Result<Option<(i64, i64)>, StoreErro
     })
 }
 
-fn difficulty_of(conn: &Connection, pk: i64) -> Result<Option<String>, StoreError> {
+pub(super) fn difficulty_of(conn: &Connection, pk: i64) -> Result<Option<String>, StoreError> {
     Ok(conn
         .prepare_cached(
-            "SELECT difficulty FROM stream_difficulties WHERE stream_pk = ?1 ORDER BY last_bet DESC LIMIT 1",
+            "SELECT difficulty FROM stream_multipliers WHERE stream_pk = ?1 ORDER BY last_bet DESC LIMIT 1",
         )?
         .query_row([pk], |r| r.get(0))
         .optional()?)
@@ -176,7 +176,9 @@ impl SqliteStore {
             let Some((pk, summary, lowest, sum, amount, payout, seed)) = row else { return Ok(None) };
             let summary = complete(conn, pk, summary)?;
             let breakdown: BTreeMap<String, i64> = conn
-                .prepare_cached("SELECT difficulty, bets FROM stream_difficulties WHERE stream_pk = ?1")?
+                .prepare_cached(
+                    "SELECT difficulty, sum(bets) FROM stream_multipliers WHERE stream_pk = ?1 GROUP BY difficulty",
+                )?
                 .query_map([pk], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
             let sql = format!(
@@ -285,7 +287,9 @@ impl SqliteStore {
                 }
                 None => {
                     let sql = format!("SELECT {BET_COLUMNS} FROM {BET_FROM} WHERE b.id > ?1 ORDER BY b.id LIMIT ?2");
-                    conn.prepare_cached(&sql)?.query_map(params![since_id, limit + 1], bet_row)?.collect::<Result<_, _>>()?
+                    conn.prepare_cached(&sql)?
+                        .query_map(params![since_id, limit + 1], bet_row)?
+                        .collect::<Result<_, _>>()?
                 }
             };
             let has_more = bets.len() as i64 > limit;

@@ -21,7 +21,6 @@ impl SqliteStore {
         self.write(move |w: &mut Writer| {
             let bets = w.conn.execute("DELETE FROM bets WHERE stream_pk = ?1", [key.pk])? as i64;
             w.conn.execute("DELETE FROM rounds WHERE stream_pk = ?1", [key.pk])?;
-            w.conn.execute("DELETE FROM stream_difficulties WHERE stream_pk = ?1", [key.pk])?;
             w.conn.execute("DELETE FROM stream_multipliers WHERE stream_pk = ?1", [key.pk])?;
             let removed = w.conn.execute("DELETE FROM streams WHERE pk = ?1", [key.pk])?;
             // Cached pks must not outlive their row: the next message of this pair makes a new stream.
