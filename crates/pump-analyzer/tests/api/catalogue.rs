@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, bet, spawn_app};
 
-const TABLES: [&str; 7] = ["streams", "bets", "rounds", "runs", "run_hits", "revealed_seeds", "stream_difficulties"];
+const TABLES: [&str; 7] = ["streams", "bets", "rounds", "runs", "run_hits", "revealed_seeds", "stream_multipliers"];
 
 async fn snapshot(app: &TestApp) -> Vec<i64> {
     let mut counts = Vec::with_capacity(TABLES.len());
