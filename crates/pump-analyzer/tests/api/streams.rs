@@ -124,6 +124,8 @@ async fn detail_has_aggregates_breakdown_and_recent_bets() {
     assert_eq!(d["total_amount"], 24.0);
     assert_eq!(d["total_payout"], 2.0 * 78.0);
     assert_eq!(d["difficulty_breakdown"], json!({"expert": 8, "hard": 4}));
+    // The current difficulty is the one of the newest bet (b12).
+    assert_eq!(d["difficulty"], "hard");
     let (_, hard) = app.get(&format!("/live/streams/{id}/bets?difficulty=hard")).await;
     assert_eq!(hard["total"], 4);
     let (_, hard_big) = app.get(&format!("/live/streams/{id}/bets?difficulty=hard&min_multiplier=6")).await;
