@@ -21,7 +21,8 @@ pub(crate) struct StreamDelta {
     pub(crate) payout: f64,
     pub(crate) max_nonce: i64,
     pub(crate) rounds: i64,
-    /// difficulty → (bets, last bet id)
+    /// difficulty → (bets, last bet id); PostgreSQL keeps these counts, SQLite sums its
+    /// multiplier rows instead.
     pub(crate) difficulties: Vec<(&'static str, i64, i64)>,
     /// (difficulty, multiplier in cents) → (bets, last bet id)
     pub(crate) multipliers: Vec<(&'static str, i64, i64, i64)>,

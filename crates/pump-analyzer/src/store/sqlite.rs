@@ -46,6 +46,8 @@ trait WriteJob: Send {
     fn as_ingest(&mut self) -> Option<&mut IngestJob> {
         None
     }
+
+    /// Whether `as_ingest` gives one.
     fn is_ingest(&self) -> bool {
         false
     }
@@ -76,6 +78,7 @@ impl WriteJob for IngestJob {
     fn as_ingest(&mut self) -> Option<&mut IngestJob> {
         Some(self)
     }
+
     fn is_ingest(&self) -> bool {
         true
     }
