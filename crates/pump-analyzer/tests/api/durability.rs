@@ -78,7 +78,7 @@ async fn a_full_disk_answers_503_and_keeps_what_was_acknowledged() {
     vars.insert("INGEST_RATE_LIMIT".to_string(), "0".to_string());
     vars.insert("DATABASE_URL".to_string(), format!("sqlite://{}", dir.path().join("full.db").display()));
     let settings = pump_analyzer::config::Settings::from_vars(&vars, &Default::default()).unwrap();
-    let app = pump_analyzer::Application::build_with_database_limit(settings, Some(600)).await.unwrap();
+    let app = pump_analyzer::Application::build_with_database_limit(settings, Some(300)).await.unwrap();
     let url = format!("http://{}", app.address());
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     let client = reqwest::Client::new();
