@@ -46,11 +46,6 @@ trait WriteJob: Send {
     fn as_ingest(&mut self) -> Option<&mut IngestJob> {
         None
     }
-
-    /// Whether `as_ingest` gives one.
-    fn is_ingest(&self) -> bool {
-        false
-    }
 }
 
 /// A queued `POST /live/ingest`. Consecutive ones in a group go through one `Writer::ingest`:
@@ -77,10 +72,6 @@ impl WriteJob for IngestJob {
 
     fn as_ingest(&mut self) -> Option<&mut IngestJob> {
         Some(self)
-    }
-
-    fn is_ingest(&self) -> bool {
-        true
     }
 }
 
@@ -668,7 +659,7 @@ impl Writer {
                 let mut all_ok = true;
                 let mut rest = &mut jobs[..];
                 while !rest.is_empty() {
-                    let ingests = rest.iter().take_while(|job| job.is_ingest()).count();
+                    let ingests = rest.iter_mut().position(|job| job.as_ingest().is_none()).unwrap_or(rest.len());
                     let (now, later) = rest.split_at_mut(ingests.max(1));
                     all_ok &= match now {
                         [job] => job.run(writer),
@@ -893,6 +884,15 @@ mod tests {
         })
     }
 
+    /// A fresh store in a directory of its own, which the test removes when it ends.
+    fn scratch_store(name: &str, max_pages: Option<u64>) -> (std::path::PathBuf, SqliteStore) {
+        let dir = std::env::temp_dir().join(format!("pump-{name}-{}", crate::security::random_hex(6)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let options = StoreOptions { rounds_retention: 1_000_000, max_pages };
+        let store = SqliteStore::open(&dir.join(format!("{name}.db")), options, Hub::new()).unwrap();
+        (dir, store)
+    }
+
     async fn count(store: &SqliteStore, sql: &'static str) -> i64 {
         store.read(move |c| Ok(c.query_row(sql, [], |r| r.get(0))?)).await.unwrap()
     }
@@ -902,10 +902,7 @@ mod tests {
     /// right: the first copy of a new id is accepted with the id it was stored under.
     #[tokio::test]
     async fn chunked_bets_keep_message_order_and_tell_repeats_apart() {
-        let dir = std::env::temp_dir().join(format!("pump-chunks-{}", crate::security::random_hex(6)));
-        std::fs::create_dir_all(&dir).unwrap();
-        let options = StoreOptions { rounds_retention: 1_000_000, max_pages: None };
-        let store = SqliteStore::open(&dir.join("chunks.db"), options, Hub::new()).unwrap();
+        let (dir, store) = scratch_store("chunks", None);
 
         let first: Vec<Message> = (1..=85).map(|n| bet(&format!("b{n}"), n, "c")).collect();
         let outcomes = store.ingest(first).await.unwrap();
@@ -976,10 +973,8 @@ mod tests {
     /// bets before them, and a request that fails is replayed alone, failing only itself.
     #[tokio::test]
     async fn ingest_requests_of_one_group_run_together_and_answer_alone() {
-        let dir = std::env::temp_dir().join(format!("pump-together-{}", crate::security::random_hex(6)));
-        std::fs::create_dir_all(&dir).unwrap();
-        let options = StoreOptions { rounds_retention: 1_000_000, max_pages: None };
-        let store = Arc::new(SqliteStore::open(&dir.join("together.db"), options, Hub::new()).unwrap());
+        let (dir, store) = scratch_store("together", None);
+        let store = Arc::new(store);
         let heartbeat = |nonce, client_seed: &str| {
             Message::Heartbeat(Heartbeat {
                 nonce,
@@ -1065,10 +1060,7 @@ mod tests {
     /// hold exactly that stream's bets, in id order, whatever lies between them.
     #[tokio::test]
     async fn arrival_order_reads_skip_the_bets_of_interleaved_streams() {
-        let dir = std::env::temp_dir().join(format!("pump-range-{}", crate::security::random_hex(6)));
-        std::fs::create_dir_all(&dir).unwrap();
-        let options = StoreOptions { rounds_retention: 1_000_000, max_pages: None };
-        let store = SqliteStore::open(&dir.join("range.db"), options, Hub::new()).unwrap();
+        let (dir, store) = scratch_store("range", None);
         let hard = |mut m: Message| {
             if let Message::Bet(b) = &mut m {
                 b.difficulty = Difficulty::Hard;
@@ -1208,11 +1200,7 @@ mod tests {
     /// A full disk is a 503 ("unavailable"), never a 500, and what was acknowledged before stays.
     #[tokio::test]
     async fn a_full_database_refuses_writes_as_unavailable_and_keeps_what_it_had() {
-        let dir = std::env::temp_dir().join(format!("pump-full-{}", crate::security::random_hex(6)));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("full.db");
-        let options = StoreOptions { rounds_retention: 1_000_000, max_pages: Some(400) };
-        let store = SqliteStore::open(&path, options, Hub::new()).unwrap();
+        let (dir, store) = scratch_store("full", Some(400));
         let mut acknowledged = 0i64;
         let mut failure = None;
         for batch in 0..1000 {

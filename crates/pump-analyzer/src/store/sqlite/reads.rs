@@ -222,8 +222,9 @@ impl SqliteStore {
             let total: i64 = conn
                 .prepare_cached(&format!("SELECT coalesce(sum(bets), 0) FROM stream_multipliers WHERE {count_filter}"))?
                 .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
+            let page = |bets| BetPage { bets, total, limit: query.limit, offset: query.offset, stream_id: key.id };
             if total == 0 || query.offset >= total {
-                return Ok(BetPage { bets: Vec::new(), total, limit: query.limit, offset: query.offset, stream_id: key.id });
+                return Ok(page(Vec::new()));
             }
             // Few bets in the multiplier range: take them from the multiplier index and sort
             // them. Many: walk the stream in page order and skip the rest.
@@ -241,7 +242,7 @@ impl SqliteStore {
                 BetOrder::IdDesc => {
                     // Arrival order: the stream's id range of the table, walked backwards.
                     let Some((first, last)) = bet_range(conn, key.pk)? else {
-                        return Ok(BetPage { bets: Vec::new(), total, limit: query.limit, offset: query.offset, stream_id: key.id });
+                        return Ok(page(Vec::new()));
                     };
                     filter.push_str(" AND b.id BETWEEN ? AND ?");
                     args.extend([Sql::Integer(first), Sql::Integer(last)]);
@@ -262,7 +263,7 @@ impl SqliteStore {
                 .prepare_cached(&sql)?
                 .query_map(rusqlite::params_from_iter(args.iter()), bet_row)?
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(BetPage { bets, total, limit: query.limit, offset: query.offset, stream_id: key.id })
+            Ok(page(bets))
         })
         .await
     }
