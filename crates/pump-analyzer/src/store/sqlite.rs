@@ -109,6 +109,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/sqlite/0004_stream_multipliers.sql")),
         M::up(include_str!("../../migrations/sqlite/0005_stream_bet_range.sql")),
         M::up(include_str!("../../migrations/sqlite/0006_fold_stream_difficulties.sql")),
+        M::up(include_str!("../../migrations/sqlite/0007_bet_rounds_in_place.sql")),
     ])
 }
 
@@ -158,6 +159,11 @@ struct StreamEntry {
     id: Uuid,
     /// The stream's `rounds_count` as of the last write (the retention check needs no query).
     rounds: i64,
+    /// The highest nonce the stream has seen (its `last_observed_nonce`, kept up to date by each
+    /// message): a round above it is new without a query.
+    max_nonce: Option<i64>,
+    /// The stream's `rounds_floor`: its bets below it are rounds the retention dropped.
+    floor: Option<i64>,
     /// Present once the stream's server seed is revealed: new bets are verified on arrival.
     deriver: Option<Box<RoundDeriver>>,
 }
@@ -210,8 +216,8 @@ impl SqliteStore {
             return Err(StoreError::Unavailable(format!("could not switch {} to WAL (got {mode})", path.display())));
         }
         configure(&conn)?;
-        // Ingest alone keeps eight statements (four chunk sizes for bets and for rounds); the
-        // default cache of 16 would evict the writer's others.
+        // Ingest alone keeps eight statements (four chunk sizes for bets, and the round probes);
+        // the default cache of 16 would evict the writer's others.
         conn.set_prepared_statement_cache_capacity(64);
         if let Some(pages) = options.max_pages {
             conn.pragma_update(None, "max_page_count", i64::try_from(pages).unwrap_or(i64::MAX))?;
@@ -330,11 +336,6 @@ static INSERT_BETS: LazyLock<[String; CHUNKS.len()]> = LazyLock::new(|| {
             rows,
             "ON CONFLICT (stream_pk, antebot_bet_id) DO NOTHING",
         )
-    })
-});
-static INSERT_ROUNDS: LazyLock<[String; CHUNKS.len()]> = LazyLock::new(|| {
-    CHUNKS.map(|rows| {
-        values_sql("INSERT INTO rounds (stream_pk, nonce, round_result)", 3, rows, "ON CONFLICT DO NOTHING")
     })
 });
 
@@ -465,49 +466,64 @@ fn new_ids_of(
     Ok(())
 }
 
-/// Records every message's round, in message order; whether each round is new. The rounds of
-/// consecutive bets of one stream go in chunks when nobody needs to know which of them are new
-/// (no live subscriber; a bet's answer does not depend on its round): their stream's count then
-/// grows by the rows the chunk stored. Heartbeats, whose answer is whether their round is new,
-/// go in one by one.
-fn insert_rounds(
+/// Whether each message brings a new round, in message order. A stored bet is the record of its
+/// own round; heartbeats, and bets whose id the stream already had, get a row of `rounds`. A
+/// round is new when its nonce is above every nonce its stream has seen (no query: the common
+/// case), else when no row of `rounds`, no earlier bet and no earlier message of the job holds
+/// it. Bets below the stream's floor are rounds the retention already dropped.
+fn record_rounds(
     conn: &Connection,
     messages: &[Message],
     placed: &[Placed],
-    live: bool,
+    bet_ids: &[Option<i64>],
+    streams: &mut StreamCache,
     deltas: &mut HashMap<i64, StreamDelta>,
 ) -> Result<Vec<bool>, StoreError> {
-    let mut new_rounds = vec![false; messages.len()];
-    let mut statements = Chunked::new(conn, &INSERT_ROUNDS);
-    let mut i = 0;
-    while i < messages.len() {
-        let pk = placed[i].pk;
-        let run = if live {
-            1
-        } else {
-            messages[i..]
-                .iter()
-                .zip(&placed[i..])
-                .take_while(|(m, p)| matches!(m, Message::Bet(_)) && p.pk == pk)
-                .count()
-                .max(1)
+    // For each message, the id of the first bet the job stored at or after it: ids follow message
+    // order, so the bets below it are the ones stored before this message.
+    let mut next_id = vec![i64::MAX; messages.len()];
+    let mut following = i64::MAX;
+    for (slot, id) in next_id.iter_mut().zip(bet_ids).rev() {
+        following = id.unwrap_or(following);
+        *slot = following;
+    }
+    let mut new_rounds = Vec::with_capacity(messages.len());
+    for (i, message) in messages.iter().enumerate() {
+        let (pk, nonce) = (placed[i].pk, message.nonce());
+        let entry = streams.entries.get_mut(&pk).ok_or_else(|| StoreError::Internal("stream not cached".into()))?;
+        let fresh = entry.max_nonce.is_none_or(|max| nonce > max);
+        entry.max_nonce = Some(entry.max_nonce.map_or(nonce, |max| max.max(nonce)));
+        let above_floor = entry.floor.is_none_or(|floor| nonce >= floor);
+        let bet_before = |before: i64| -> Result<bool, StoreError> {
+            Ok(above_floor
+                && conn
+                    .prepare_cached("SELECT 1 FROM bets WHERE stream_pk = ?1 AND nonce = ?2 AND id < ?3")?
+                    .exists(params![pk, nonce, before])?)
         };
-        let (statement, rows) = statements.next(run)?;
-        let mut column = 0;
-        for message in &messages[i..i + rows] {
-            statement.raw_bind_parameter(column + 1, pk)?;
-            statement.raw_bind_parameter(column + 2, message.nonce())?;
-            statement.raw_bind_parameter(column + 3, message.round_result())?;
-            column += 3;
+        let new = match (message, bet_ids[i]) {
+            (Message::Bet(_), Some(id)) => {
+                fresh
+                    || (above_floor
+                        && !bet_before(id)?
+                        && !conn
+                            .prepare_cached("SELECT 1 FROM rounds WHERE stream_pk = ?1 AND nonce = ?2")?
+                            .exists(params![pk, nonce])?)
+            }
+            _ => {
+                (fresh || !bet_before(next_id[i])?)
+                    && conn
+                        .prepare_cached(
+                            "INSERT INTO rounds (stream_pk, nonce, round_result) VALUES (?1, ?2, ?3)
+                             ON CONFLICT DO NOTHING",
+                        )?
+                        .execute(params![pk, nonce, message.round_result()])?
+                        == 1
+            }
+        };
+        if new {
+            deltas.entry(pk).or_default().rounds += 1;
         }
-        let stored = statement.raw_execute()?;
-        if rows == 1 {
-            new_rounds[i] = stored == 1;
-        }
-        if stored > 0 {
-            deltas.entry(pk).or_default().rounds += stored as i64;
-        }
-        i += rows;
+        new_rounds.push(new);
     }
     Ok(new_rounds)
 }
@@ -539,15 +555,19 @@ impl StreamCache {
             self.last = Some((key.0, key.1, pk));
             return Ok((pk, id, false));
         }
-        let existing: Option<(i64, String, i64)> = conn
+        let existing: Option<(i64, String, i64, Option<i64>, Option<i64>)> = conn
             .prepare_cached(
-                "SELECT pk, id, rounds_count FROM streams WHERE server_seed_hashed = ?1 AND client_seed = ?2",
+                "SELECT pk, id, rounds_count, last_observed_nonce, rounds_floor FROM streams
+                 WHERE server_seed_hashed = ?1 AND client_seed = ?2",
             )?
-            .query_row(params![server_seed_hashed, client_seed], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_row(params![server_seed_hashed, client_seed], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
             .optional()?;
-        let (pk, id, rounds, created) = match existing {
-            Some((pk, id, rounds)) => {
-                (pk, Uuid::parse_str(&id).map_err(|e| StoreError::Internal(e.to_string()))?, rounds, false)
+        let (pk, id, rounds, max_nonce, floor, created) = match existing {
+            Some((pk, id, rounds, max_nonce, floor)) => {
+                let id = Uuid::parse_str(&id).map_err(|e| StoreError::Internal(e.to_string()))?;
+                (pk, id, rounds, max_nonce, floor, false)
             }
             None => {
                 let id = Uuid::new_v4();
@@ -557,7 +577,7 @@ impl StreamCache {
                          VALUES (?1, ?2, ?3, ?4, ?4) RETURNING pk",
                     )?
                     .query_row(params![id.to_string(), server_seed_hashed, client_seed, now], |r| r.get(0))?;
-                (pk, id, 0, true)
+                (pk, id, 0, None, None, true)
             }
         };
         let seed: Option<String> = conn
@@ -575,7 +595,7 @@ impl StreamCache {
             ))));
         }
         self.pks.insert(key.clone(), pk);
-        self.entries.insert(pk, StreamEntry { id, rounds, deriver });
+        self.entries.insert(pk, StreamEntry { id, rounds, max_nonce, floor, deriver });
         self.last = Some((key.0, key.1, pk));
         Ok((pk, id, created))
     }
@@ -598,9 +618,9 @@ fn distance_prev(conn: &Connection, pk: i64, nonce: i64, round_result: f64) -> R
 
 impl Writer {
     /// Stores one job's messages in four passes: streams (in message order), bets, rounds, then
-    /// counters, events and answers (in message order). Bets go in as multi-row INSERTs, and so
-    /// do the rounds of consecutive bets of one stream: a statement's fixed cost (opening a cursor
-    /// per index, the AUTOINCREMENT bookkeeping, halting) is then paid once per chunk, not per row.
+    /// counters, events and answers (in message order). Bets go in as multi-row INSERTs: a
+    /// statement's fixed cost (opening a cursor per index, the AUTOINCREMENT bookkeeping,
+    /// halting) is then paid once per chunk, not per row.
     fn ingest(&mut self, messages: &[Message]) -> Result<Vec<IngestOutcome>, StoreError> {
         let now = now_micros();
         // Live events are built only when someone is subscribed.
@@ -621,7 +641,7 @@ impl Writer {
             placed.push(Placed { pk, stream_id, new_stream, expected, verified });
         }
         let bet_ids = insert_bets(conn, messages, &placed, now)?;
-        let new_rounds = insert_rounds(conn, messages, &placed, live, deltas)?;
+        let new_rounds = record_rounds(conn, messages, &placed, &bet_ids, streams, deltas)?;
 
         let mut outcomes = Vec::with_capacity(messages.len());
         for (i, message) in messages.iter().enumerate() {
@@ -792,21 +812,21 @@ impl Writer {
             }
             if delta.rounds > 0 {
                 let entry = streams.entries.get_mut(&pk);
-                let rounds_count = match &entry {
-                    Some(entry) => entry.rounds + delta.rounds,
+                let (rounds_count, floor) = match &entry {
+                    Some(entry) => (entry.rounds + delta.rounds, entry.floor),
                     // Dropped from the cache during this transaction (a seed reveal): ask.
                     None => conn
-                        .prepare_cached("SELECT rounds_count FROM streams WHERE pk = ?1")?
-                        .query_row([pk], |r| r.get(0))?,
+                        .prepare_cached("SELECT rounds_count, rounds_floor FROM streams WHERE pk = ?1")?
+                        .query_row([pk], |r| Ok((r.get(0)?, r.get(1)?)))?,
                 };
-                let kept = if rounds_count > retention {
-                    trim_rounds(conn, pk, rounds_count - retention, retention)?;
-                    retention
+                let (kept, floor) = if rounds_count > retention {
+                    (retention, Some(trim_rounds(conn, pk, rounds_count - retention, retention, floor)?))
                 } else {
-                    rounds_count
+                    (rounds_count, floor)
                 };
                 if let Some(entry) = entry {
                     entry.rounds = kept;
+                    entry.floor = floor;
                 }
             }
         }
@@ -838,22 +858,50 @@ const ADD_MULTIPLIER: &str = "INSERT INTO stream_multipliers (stream_pk, difficu
     ON CONFLICT (stream_pk, difficulty, mult_cents)
     DO UPDATE SET bets = bets + excluded.bets, last_bet = max(last_bet, excluded.last_bet)";
 
-/// Drops a stream's `excess` oldest rounds, leaving `retention` of them.
-fn trim_rounds(conn: &Connection, pk: i64, excess: i64, retention: i64) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "DELETE FROM rounds WHERE stream_pk = ?1 AND nonce IN
-            (SELECT nonce FROM rounds WHERE stream_pk = ?1 ORDER BY nonce ASC LIMIT ?2)",
-    )?
-    .execute(params![pk, excess])?;
-    conn.prepare_cached("UPDATE streams SET rounds_count = ?2 WHERE pk = ?1")?.execute(params![pk, retention])?;
-    Ok(())
+/// Drops a stream's `excess` oldest rounds, leaving `retention` of them: walks its rounds (rows
+/// of `rounds`, and bets from the floor up) from the lowest nonce, raises the floor to the first
+/// round kept and deletes the rows below it. Returns the new floor.
+fn trim_rounds(conn: &Connection, pk: i64, excess: i64, retention: i64, floor: Option<i64>) -> Result<i64, StoreError> {
+    let floor = {
+        let mut rows = conn.prepare_cached("SELECT nonce FROM rounds WHERE stream_pk = ?1 ORDER BY nonce")?;
+        let mut bets = conn.prepare_cached("SELECT nonce FROM bets WHERE stream_pk = ?1 AND nonce >= ?2 ORDER BY nonce")?;
+        let mut rows = rows.query([pk])?;
+        let mut bets = bets.query(params![pk, floor.unwrap_or(i64::MIN)])?;
+        let next = |rows: &mut rusqlite::Rows<'_>| -> Result<Option<i64>, StoreError> {
+            Ok(rows.next()?.map(|r| r.get(0)).transpose()?)
+        };
+        let (mut row, mut bet) = (next(&mut rows)?, next(&mut bets)?);
+        let mut dropped = 0;
+        let mut last_dropped = floor.unwrap_or(i64::MIN);
+        loop {
+            let Some(lowest) = row.into_iter().chain(bet).min() else {
+                // Fewer rounds than counted: none is left.
+                break last_dropped.saturating_add(1);
+            };
+            if dropped == excess {
+                break lowest;
+            }
+            dropped += 1;
+            last_dropped = lowest;
+            while row == Some(lowest) {
+                row = next(&mut rows)?;
+            }
+            while bet == Some(lowest) {
+                bet = next(&mut bets)?;
+            }
+        }
+    };
+    conn.prepare_cached("DELETE FROM rounds WHERE stream_pk = ?1 AND nonce < ?2")?.execute(params![pk, floor])?;
+    conn.prepare_cached("UPDATE streams SET rounds_count = ?2, rounds_floor = ?3 WHERE pk = ?1")?
+        .execute(params![pk, retention, floor])?;
+    Ok(floor)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::live::message::{Heartbeat, Message};
-    use crate::store::model::{BetOrder, BetQuery};
+    use crate::store::model::{BetOrder, BetQuery, Round};
 
     fn heartbeats(from: i64, count: i64) -> Vec<Message> {
         (from..from + count)
@@ -963,7 +1011,9 @@ mod tests {
         assert_eq!(count(&store, "SELECT sum(total_bets) FROM streams").await, 85 + 66);
         // Every message's round, once per (stream, nonce): 85, then 68 of the 70 (the repeats of
         // b6 and b41 carry nonces already recorded).
-        assert_eq!(count(&store, "SELECT count(*) FROM rounds").await, 85 + 68);
+        // (A stored bet is its round's record; `rounds` holds the others.)
+        let rounds = "SELECT count(*) FROM (SELECT stream_pk, nonce FROM rounds UNION SELECT stream_pk, nonce FROM bets)";
+        assert_eq!(count(&store, rounds).await, 85 + 68);
         assert_eq!(count(&store, "SELECT sum(rounds_count) FROM streams").await, 85 + 68);
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -1195,6 +1245,54 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(ranges, vec![(1, Some(1), Some(7)), (2, Some(2), Some(2)), (3, None, None)]);
+    }
+
+    /// Before migration 0007 every bet also had a row in `rounds`, dropped only by the retention.
+    /// The upgrade keeps those rows and sets the floor where the retention had cut a stream's
+    /// bets; the merged rounds, and the retention afterwards, carry on from there.
+    #[tokio::test]
+    async fn upgrades_keep_the_rounds_of_older_bets_and_where_the_retention_cut_them() {
+        let dir = std::env::temp_dir().join(format!("pump-upgrade-{}", crate::security::random_hex(6)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("old.db");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            migrations().to_version(&mut conn, 6).unwrap();
+            // Stream 1 was cut by a retention of 3: bets 1..=5, rows of 4, 5 and a heartbeat at 6.
+            // Stream 2 was not: bets 1 and 2 with their rows, and a heartbeat at 3.
+            conn.execute_batch(
+                "INSERT INTO streams (pk, id, server_seed_hashed, client_seed, created_at, last_seen_at,
+                                      rounds_count, last_observed_nonce)
+                     VALUES (1, '6f1c0f6e-56b1-4c34-9d3c-7d0c4c1b1a01', 'h', 'c1', 0, 0, 3, 6),
+                            (2, '6f1c0f6e-56b1-4c34-9d3c-7d0c4c1b1a02', 'h', 'c2', 0, 0, 3, 3);
+                 INSERT INTO bets (id, stream_pk, antebot_bet_id, received_at, nonce, amount, payout,
+                                   payout_multiplier, difficulty, round_result)
+                     VALUES (1, 1, 'a1', 0, 1, 1, 0, 0, 'easy', 1), (2, 1, 'a2', 0, 2, 1, 0, 0, 'easy', 2),
+                            (3, 1, 'a3', 0, 3, 1, 0, 0, 'easy', 3), (4, 1, 'a4', 0, 4, 1, 0, 0, 'easy', 4),
+                            (5, 1, 'a5', 0, 5, 1, 0, 0, 'easy', 5), (6, 2, 'b1', 0, 1, 1, 0, 0, 'easy', 1),
+                            (7, 2, 'b2', 0, 2, 1, 0, 0, 'easy', 2);
+                 INSERT INTO rounds (stream_pk, nonce, round_result)
+                     VALUES (1, 4, 4), (1, 5, 5), (1, 6, 1.5), (2, 1, 1), (2, 2, 2), (2, 3, 1.5);",
+            )
+            .unwrap();
+        }
+        let options = StoreOptions { rounds_retention: 3, max_pages: None };
+        let store = SqliteStore::open(&path, options, Hub::new()).unwrap();
+        assert_eq!(count(&store, "SELECT rounds_floor FROM streams WHERE pk = 1").await, 4);
+        assert_eq!(count(&store, "SELECT rounds_floor IS NULL FROM streams WHERE pk = 2").await, 1);
+        let nonces = |rounds: Vec<Round>| rounds.iter().map(|r| r.nonce).collect::<Vec<_>>();
+        assert_eq!(nonces(store.rounds(1, None, 10).await.unwrap()), [4, 5, 6]);
+        assert_eq!(nonces(store.rounds(2, None, 10).await.unwrap()), [1, 2, 3]);
+
+        // New bets are rounds without rows; each stream's oldest round goes.
+        store.ingest(vec![bet("a7", 7, "c1"), bet("b4", 4, "c2")]).await.unwrap();
+        assert_eq!(nonces(store.rounds(1, None, 10).await.unwrap()), [5, 6, 7]);
+        assert_eq!(nonces(store.rounds(2, None, 10).await.unwrap()), [2, 3, 4]);
+        assert_eq!(count(&store, "SELECT count(*) FROM rounds WHERE stream_pk = 1").await, 2);
+        assert_eq!(count(&store, "SELECT rounds_floor FROM streams WHERE pk = 2").await, 2);
+        assert_eq!(count(&store, "SELECT sum(rounds_count) FROM streams").await, 6);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A full disk is a 503 ("unavailable"), never a 500, and what was acknowledged before stays.

@@ -234,7 +234,7 @@ async fn heartbeats_record_rounds_idempotently_and_advance_the_observed_nonce() 
     assert_eq!(again["streamId"], body["streamId"]);
     app.ingest(&heartbeat(12, 3.0)).await;
     app.ingest(&bet("b", 11)).await;
-    assert_eq!(app.count("SELECT count(*) FROM rounds").await, 3);
+    assert_eq!(app.count("SELECT rounds_count FROM streams").await, 3);
     assert_eq!(app.count("SELECT last_observed_nonce FROM streams").await, 12);
     assert_eq!(app.count("SELECT total_bets FROM streams").await, 1);
     // A late round does not move the observed nonce backwards.
@@ -326,4 +326,56 @@ async fn health_reports_ok() {
     let missing = app.client.get(app.url("/nope")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
     assert_eq!(missing.json::<Value>().await.unwrap()["error"]["code"], "NOT_FOUND");
+}
+
+/// A stream's rounds are its heartbeats and its bets, once per nonce (the first message to bring
+/// a nonce records it), and the retention drops the oldest of them whichever kind they are.
+#[tokio::test]
+async fn bets_and_heartbeats_are_one_sequence_of_rounds_under_one_retention() {
+    let app = spawn_app(&[("ROUNDS_RETENTION", "6"), ("INGEST_RATE_LIMIT", "0")]).await;
+    let on = |n: i64, result: f64| {
+        let mut b = bet(&format!("b{n}"), n);
+        b["roundResult"] = json!(result);
+        b
+    };
+    let beat = heartbeat;
+    let first = json!([beat(1, 1.5), on(2, 2.0), beat(3, 1.1), on(3, 9.0), beat(2, 5.0), on(4, 500.0), on(4, 500.0)]);
+    let report: Value = app.ingest(&first).await.json().await.unwrap();
+    let accepted: Vec<bool> = report["results"].as_array().unwrap().iter().map(|r| r["accepted"] == true).collect();
+    // The bet at nonce 3 is stored (a new bet id) though its round was already recorded; the
+    // heartbeat at nonce 2 and the repeated bet id are not.
+    assert_eq!(accepted, [true, true, true, true, false, true, false]);
+    let stream = report["results"][0]["streamId"].as_str().unwrap().to_string();
+    let rounds = |body: &Value| -> Vec<(i64, f64)> {
+        body["rounds"].as_array().unwrap().iter().map(|r| (r["nonce"].as_i64().unwrap(), r["round_result"].as_f64().unwrap())).collect()
+    };
+    let (status, body) = app.get(&format!("/live/streams/{stream}/rounds")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(rounds(&body), [(1, 1.5), (2, 2.0), (3, 1.1), (4, 500.0)]);
+    assert_eq!(app.get(&format!("/live/streams/{stream}")).await.1["rounds_count"], 4);
+
+    for message in [beat(5, 1.0), on(6, 1066.73), beat(7, 1.0), on(8, 2.0)] {
+        app.ingest(&message).await;
+    }
+    let expected = [(3, 1.1), (4, 500.0), (5, 1.0), (6, 1066.73), (7, 1.0), (8, 2.0)];
+    assert_eq!(rounds(&app.get(&format!("/live/streams/{stream}/rounds")).await.1), expected);
+    let since = app.get(&format!("/live/streams/{stream}/rounds?since_nonce=0&limit=2")).await.1;
+    assert_eq!(rounds(&since), expected[..2]);
+    let since = app.get(&format!("/live/streams/{stream}/rounds?since_nonce=5&limit=2")).await.1;
+    assert_eq!(rounds(&since), expected[3..5]);
+    assert_eq!(rounds(&app.get(&format!("/live/streams/{stream}/rounds?limit=2")).await.1), expected[4..]);
+    assert_eq!(app.get(&format!("/live/streams/{stream}")).await.1["rounds_count"], 6);
+
+    // A late bet in the dropped range is stored as a bet but is not a round any more.
+    assert_eq!(app.ingest(&on(1, 3200.18)).await.json::<Value>().await.unwrap()["accepted"], true);
+    assert_eq!(rounds(&app.get(&format!("/live/streams/{stream}/rounds")).await.1), expected);
+    let (status, cadence) = app.get(&format!("/live/streams/{stream}/cadence?tiers=400.02,1066.73,3200.18")).await;
+    assert_eq!(status, 200, "{cadence}");
+    assert_eq!(cadence["rounds_observed"], 6);
+    let tier = |t: f64| cadence["tiers"].as_array().unwrap().iter().find(|x| x["tier"] == t).unwrap().clone();
+    assert_eq!(tier(400.02)["hits"], 2);
+    assert_eq!(tier(400.02)["last_hit_nonce"], 6);
+    assert_eq!(tier(1066.73)["hits"], 1);
+    assert_eq!(tier(3200.18)["hits"], 0);
+    assert_eq!(tier(1066.73)["current_streak"], 2);
 }

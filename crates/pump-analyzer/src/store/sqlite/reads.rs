@@ -135,6 +135,80 @@ pub(super) fn difficulty_of(conn: &Connection, pk: i64) -> Result<Option<String>
         .optional()?)
 }
 
+/// Where a stream's rounds begin: its bets below are rounds the retention dropped.
+fn rounds_floor(conn: &Connection, pk: i64) -> Result<i64, StoreError> {
+    let floor: Option<Option<i64>> = conn
+        .prepare_cached("SELECT rounds_floor FROM streams WHERE pk = ?1")?
+        .query_row([pk], |r| r.get(0))
+        .optional()?;
+    Ok(floor.flatten().unwrap_or(i64::MIN))
+}
+
+/// A stream's most recent `limit` rounds, in nonce order.
+fn latest_rounds(conn: &Connection, pk: i64, floor: i64, limit: usize) -> Result<Vec<Round>, StoreError> {
+    let mut rows =
+        conn.prepare_cached("SELECT nonce, round_result, 0 FROM rounds WHERE stream_pk = ?1 ORDER BY nonce DESC")?;
+    let mut bets = conn.prepare_cached(
+        "SELECT nonce, round_result, id FROM bets WHERE stream_pk = ?1 AND nonce >= ?2 ORDER BY nonce DESC, id DESC",
+    )?;
+    let rows = rows.query([pk])?;
+    let bets = bets.query(params![pk, floor])?;
+    let mut rounds = merge_rounds(rows, bets, Order::Descending, limit)?;
+    rounds.reverse();
+    Ok(rounds)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Order {
+    Ascending,
+    Descending,
+}
+
+/// The first `limit` rounds of a stream, from its rows of `rounds` and its bets, each query
+/// yielding (nonce, round_result, id) in `order`. A stream's rounds are the rows of `rounds`
+/// (heartbeats, and the rounds of bets stored before migration 0007) together with its bets from
+/// the floor up. Where both hold a nonce, the row was recorded first and stands; of several bets
+/// at one nonce, the first stored stands.
+fn merge_rounds(
+    mut rows: rusqlite::Rows<'_>,
+    mut bets: rusqlite::Rows<'_>,
+    order: Order,
+    limit: usize,
+) -> Result<Vec<Round>, StoreError> {
+    fn step(rows: &mut rusqlite::Rows<'_>) -> Result<Option<(i64, f64, i64)>, StoreError> {
+        Ok(rows.next()?.map(|r| Ok::<_, rusqlite::Error>((r.get(0)?, r.get(1)?, r.get(2)?))).transpose()?)
+    }
+    let before = |a: i64, b: i64| if order == Order::Ascending { a < b } else { a > b };
+    let (mut row, mut bet) = (step(&mut rows)?, step(&mut bets)?);
+    let mut rounds = Vec::new();
+    while rounds.len() < limit {
+        let (nonce, round_result) = match (row, bet) {
+            (None, None) => break,
+            (Some((nonce, result, _)), _) if bet.is_none_or(|(other, _, _)| !before(other, nonce)) => {
+                row = step(&mut rows)?;
+                (nonce, result)
+            }
+            (_, Some((nonce, mut result, mut id))) => {
+                // The rest of the bets at this nonce: the first stored stands.
+                bet = step(&mut bets)?;
+                while let Some((_, other, other_id)) = bet.filter(|b| b.0 == nonce) {
+                    if other_id < id {
+                        (result, id) = (other, other_id);
+                    }
+                    bet = step(&mut bets)?;
+                }
+                (nonce, result)
+            }
+            (Some(_), None) => unreachable!("a row with no bet is taken above"),
+        };
+        while bet.is_some_and(|b| b.0 == nonce) {
+            bet = step(&mut bets)?;
+        }
+        rounds.push(Round { nonce, round_result });
+    }
+    Ok(rounds)
+}
+
 impl SqliteStore {
     pub async fn stream_key(&self, id: Uuid) -> Result<Option<StreamKey>, StoreError> {
         self.read(move |conn| stream_key(conn, id)).await
@@ -309,27 +383,23 @@ impl SqliteStore {
     /// Rounds after `since_nonce` (ascending), or the most recent `limit` rounds.
     pub async fn rounds(&self, pk: i64, since_nonce: Option<i64>, limit: i64) -> Result<Vec<Round>, StoreError> {
         self.read(move |conn| {
-            let map = |r: &Row<'_>| Ok(Round { nonce: r.get(0)?, round_result: r.get(1)? });
-            let rounds = match since_nonce {
-                Some(since) => conn
-                    .prepare_cached(
-                        "SELECT nonce, round_result FROM rounds WHERE stream_pk = ?1 AND nonce > ?2
-                         ORDER BY nonce LIMIT ?3",
-                    )?
-                    .query_map(params![pk, since, limit], map)?
-                    .collect::<Result<Vec<_>, _>>()?,
-                None => {
-                    let mut rounds = conn
-                        .prepare_cached(
-                            "SELECT nonce, round_result FROM rounds WHERE stream_pk = ?1 ORDER BY nonce DESC LIMIT ?2",
-                        )?
-                        .query_map(params![pk, limit], map)?
-                        .collect::<Result<Vec<_>, _>>()?;
-                    rounds.reverse();
-                    rounds
+            let floor = rounds_floor(conn, pk)?;
+            let limit = usize::try_from(limit).unwrap_or(0);
+            match since_nonce {
+                Some(since) => {
+                    let mut rows = conn.prepare_cached(
+                        "SELECT nonce, round_result, 0 FROM rounds WHERE stream_pk = ?1 AND nonce > ?2 ORDER BY nonce",
+                    )?;
+                    let mut bets = conn.prepare_cached(
+                        "SELECT nonce, round_result, id FROM bets WHERE stream_pk = ?1 AND nonce > ?2 AND nonce >= ?3
+                         ORDER BY nonce, id",
+                    )?;
+                    let rows = rows.query(params![pk, since])?;
+                    let bets = bets.query(params![pk, since, floor])?;
+                    merge_rounds(rows, bets, Order::Ascending, limit)
                 }
-            };
-            Ok(rounds)
+                None => latest_rounds(conn, pk, floor, limit),
+            }
         })
         .await
     }
@@ -338,31 +408,44 @@ impl SqliteStore {
     /// and the stream's difficulty: the input of cadence and multiplier metrics.
     pub async fn round_scan(&self, key: StreamKey, min_result: f64, recent: i64) -> Result<CadenceData, StoreError> {
         self.read(move |conn| {
+            let pk = key.pk;
+            let (rounds_count, last_observed, floor): (i64, Option<i64>, Option<i64>) = conn
+                .prepare_cached("SELECT rounds_count, last_observed_nonce, rounds_floor FROM streams WHERE pk = ?1")?
+                .query_row([pk], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            let floor = floor.unwrap_or(i64::MIN);
             let min_cents = cents(min_result);
-            let hits: Vec<Round> = conn
+            let round = |r: &Row<'_>| Ok(Round { nonce: r.get(0)?, round_result: r.get(1)? });
+            let mut hits: Vec<Round> = conn
                 .prepare_cached(
                     "SELECT nonce, round_result FROM rounds
-                     WHERE stream_pk = ?1 AND CAST(round(round_result * 100) AS INTEGER) >= ?2 ORDER BY nonce",
+                     WHERE stream_pk = ?1 AND CAST(round(round_result * 100) AS INTEGER) >= ?2",
                 )?
-                .query_map(params![key.pk, min_cents], |r| Ok(Round { nonce: r.get(0)?, round_result: r.get(1)? }))?
+                .query_map(params![pk, min_cents], round)?
                 .collect::<Result<_, _>>()?;
-            let mut last: Vec<Round> = conn
+            // A bet's round counts where no row of `rounds` and no earlier bet holds its nonce.
+            let bet_hits = conn
                 .prepare_cached(
-                    "SELECT nonce, round_result FROM rounds WHERE stream_pk = ?1 ORDER BY nonce DESC LIMIT ?2",
+                    "SELECT b.nonce, b.round_result FROM bets b INDEXED BY bets_by_multiplier
+                     WHERE b.stream_pk = ?1 AND b.mult_cents >= ?2 AND b.nonce >= ?3
+                       AND NOT EXISTS (SELECT 1 FROM rounds r WHERE r.stream_pk = ?1 AND r.nonce = b.nonce)
+                       AND NOT EXISTS (SELECT 1 FROM bets e WHERE e.stream_pk = ?1 AND e.nonce = b.nonce AND e.id < b.id)",
                 )?
-                .query_map(params![key.pk, recent], |r| Ok(Round { nonce: r.get(0)?, round_result: r.get(1)? }))?
-                .collect::<Result<_, _>>()?;
-            last.reverse();
-            let first_nonce: Option<i64> = conn
+                .query_map(params![pk, min_cents, floor], round)?
+                .collect::<Result<Vec<_>, _>>()?;
+            hits.extend(bet_hits);
+            hits.sort_unstable_by_key(|r| r.nonce);
+            let recent = latest_rounds(conn, pk, floor, usize::try_from(recent).unwrap_or(0))?;
+            let first_row: Option<i64> = conn
                 .prepare_cached("SELECT min(nonce) FROM rounds WHERE stream_pk = ?1")?
-                .query_row([key.pk], |r| r.get(0))?;
-            let (rounds_count, last_observed): (i64, Option<i64>) = conn
-                .prepare_cached("SELECT rounds_count, last_observed_nonce FROM streams WHERE pk = ?1")?
-                .query_row([key.pk], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                .query_row([pk], |r| r.get(0))?;
+            let first_bet: Option<i64> = conn
+                .prepare_cached("SELECT min(nonce) FROM bets WHERE stream_pk = ?1 AND nonce >= ?2")?
+                .query_row(params![pk, floor], |r| r.get(0))?;
+            let first_nonce = first_row.into_iter().chain(first_bet).min();
             Ok(CadenceData {
-                scan: RoundScan { hits, recent: last, first_nonce, rounds_count },
+                scan: RoundScan { hits, recent, first_nonce, rounds_count },
                 last_observed_nonce: last_observed,
-                difficulty: difficulty_of(conn, key.pk)?,
+                difficulty: difficulty_of(conn, pk)?,
             })
         })
         .await
