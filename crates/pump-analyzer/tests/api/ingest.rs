@@ -347,7 +347,12 @@ async fn bets_and_heartbeats_are_one_sequence_of_rounds_under_one_retention() {
     assert_eq!(accepted, [true, true, true, true, false, true, false]);
     let stream = report["results"][0]["streamId"].as_str().unwrap().to_string();
     let rounds = |body: &Value| -> Vec<(i64, f64)> {
-        body["rounds"].as_array().unwrap().iter().map(|r| (r["nonce"].as_i64().unwrap(), r["round_result"].as_f64().unwrap())).collect()
+        body["rounds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["nonce"].as_i64().unwrap(), r["round_result"].as_f64().unwrap()))
+            .collect()
     };
     let (status, body) = app.get(&format!("/live/streams/{stream}/rounds")).await;
     assert_eq!(status, 200, "{body}");

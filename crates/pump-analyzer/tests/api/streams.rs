@@ -239,7 +239,10 @@ async fn delete_removes_the_stream_and_reports_its_bets() {
     assert_eq!(app.get(&format!("/live/streams/{other}")).await.0, 200);
     assert_eq!(app.count("SELECT count(*) FROM bets").await, 1);
     assert_eq!(app.count("SELECT count(*) FROM rounds WHERE stream_pk NOT IN (SELECT pk FROM streams)").await, 0);
-    assert_eq!(app.get(&format!("/live/streams/{other}/rounds")).await.1["rounds"], json!([{"nonce": 1, "round_result": 1.0}]));
+    assert_eq!(
+        app.get(&format!("/live/streams/{other}/rounds")).await.1["rounds"],
+        json!([{"nonce": 1, "round_result": 1.0}])
+    );
     // The same seed pair later starts a fresh stream.
     let again = stream_with(&app, &[(4, 1.63)]).await;
     assert_ne!(again, id);
