@@ -473,8 +473,10 @@ fn new_ids_of(
 /// Whether each message brings a new round, in message order. A stored bet is the record of its
 /// own round; heartbeats, and bets whose id the stream already had, get a row of `rounds`. A
 /// round is new when its nonce is above every nonce its stream has seen (no query: the common
-/// case), else when no row of `rounds`, no earlier bet and no earlier message of the job holds
-/// it. Bets below the stream's floor are rounds the retention already dropped.
+/// case), else when no row of `rounds` and no earlier bet holds it. The first message to bring a
+/// round records it: when a second bet comes for a nonce an earlier bet holds, the earlier bet's
+/// round gets a row, and a row stands over the bets of its nonce, so readers never have to tell
+/// the bets of one nonce apart. Bets below the stream's floor are rounds the retention dropped.
 fn record_rounds(
     conn: &Connection,
     messages: &[Message],
@@ -498,31 +500,37 @@ fn record_rounds(
         let fresh = entry.max_nonce.is_none_or(|max| nonce > max);
         entry.max_nonce = Some(entry.max_nonce.map_or(nonce, |max| max.max(nonce)));
         let above_floor = entry.floor.is_none_or(|floor| nonce >= floor);
-        let bet_before = |before: i64| -> Result<bool, StoreError> {
-            Ok(above_floor
-                && conn
-                    .prepare_cached("SELECT 1 FROM bets WHERE stream_pk = ?1 AND nonce = ?2 AND id < ?3")?
-                    .exists(params![pk, nonce, before])?)
+        // The round of the first bet stored before `before` at this nonce.
+        let first_bet = |before: i64| -> Result<Option<f64>, StoreError> {
+            if !above_floor {
+                return Ok(None);
+            }
+            Ok(conn
+                .prepare_cached(
+                    "SELECT round_result FROM bets WHERE stream_pk = ?1 AND nonce = ?2 AND id < ?3 ORDER BY id LIMIT 1",
+                )?
+                .query_row(params![pk, nonce, before], |r| r.get(0))
+                .optional()?)
+        };
+        let add_row = |round_result: f64| -> Result<bool, StoreError> {
+            let mut insert = conn.prepare_cached(
+                "INSERT INTO rounds (stream_pk, nonce, round_result) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            )?;
+            Ok(insert.execute(params![pk, nonce, round_result])? == 1)
         };
         let new = match (message, bet_ids[i]) {
-            (Message::Bet(_), Some(id)) => {
-                fresh
-                    || (above_floor
-                        && !bet_before(id)?
-                        && !conn
-                            .prepare_cached("SELECT 1 FROM rounds WHERE stream_pk = ?1 AND nonce = ?2")?
-                            .exists(params![pk, nonce])?)
-            }
-            _ => {
-                (fresh || !bet_before(next_id[i])?)
-                    && conn
-                        .prepare_cached(
-                            "INSERT INTO rounds (stream_pk, nonce, round_result) VALUES (?1, ?2, ?3)
-                             ON CONFLICT DO NOTHING",
-                        )?
-                        .execute(params![pk, nonce, message.round_result()])?
-                        == 1
-            }
+            (Message::Bet(_), Some(_)) if fresh => true,
+            (Message::Bet(_), Some(_)) if !above_floor => false,
+            (Message::Bet(_), Some(id)) => match first_bet(id)? {
+                Some(first) => {
+                    add_row(first)?;
+                    false
+                }
+                None => !conn
+                    .prepare_cached("SELECT 1 FROM rounds WHERE stream_pk = ?1 AND nonce = ?2")?
+                    .exists(params![pk, nonce])?,
+            },
+            _ => (fresh || first_bet(next_id[i])?.is_none()) && add_row(message.round_result())?,
         };
         if new {
             deltas.entry(pk).or_default().rounds += 1;

@@ -359,8 +359,16 @@ async fn bets_and_heartbeats_are_one_sequence_of_rounds_under_one_retention() {
     assert_eq!(rounds(&body), [(1, 1.5), (2, 2.0), (3, 1.1), (4, 500.0)]);
     assert_eq!(app.get(&format!("/live/streams/{stream}")).await.1["rounds_count"], 4);
 
-    for message in [beat(5, 1.0), on(6, 1066.73), beat(7, 1.0), on(8, 2.0)] {
-        app.ingest(&message).await;
+    // Second bets at a nonce (new ids) are stored; the round stays the first one's.
+    let second = |id: &str, n: i64, result: f64| {
+        let mut b = on(n, result);
+        b["id"] = json!(id);
+        b
+    };
+    for message in
+        [beat(5, 1.0), on(6, 1066.73), second("x6", 6, 1.0), beat(7, 1.0), on(8, 2.0), second("x8", 8, 9000.0)]
+    {
+        assert_eq!(app.ingest(&message).await.status(), 200);
     }
     let expected = [(3, 1.1), (4, 500.0), (5, 1.0), (6, 1066.73), (7, 1.0), (8, 2.0)];
     assert_eq!(rounds(&app.get(&format!("/live/streams/{stream}/rounds")).await.1), expected);

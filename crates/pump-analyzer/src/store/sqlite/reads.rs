@@ -147,9 +147,9 @@ fn rounds_floor(conn: &Connection, pk: i64) -> Result<i64, StoreError> {
 /// A stream's most recent `limit` rounds, in nonce order.
 fn latest_rounds(conn: &Connection, pk: i64, floor: i64, limit: usize) -> Result<Vec<Round>, StoreError> {
     let mut rows =
-        conn.prepare_cached("SELECT nonce, round_result, 0 FROM rounds WHERE stream_pk = ?1 ORDER BY nonce DESC")?;
+        conn.prepare_cached("SELECT nonce, round_result FROM rounds WHERE stream_pk = ?1 ORDER BY nonce DESC")?;
     let mut bets = conn.prepare_cached(
-        "SELECT nonce, round_result, id FROM bets WHERE stream_pk = ?1 AND nonce >= ?2 ORDER BY nonce DESC, id DESC",
+        "SELECT nonce, round_result FROM bets WHERE stream_pk = ?1 AND nonce >= ?2 ORDER BY nonce DESC",
     )?;
     let rows = rows.query([pk])?;
     let bets = bets.query(params![pk, floor])?;
@@ -164,47 +164,38 @@ enum Order {
     Descending,
 }
 
-/// The first `limit` rounds of a stream, from its rows of `rounds` and its bets, each query
-/// yielding (nonce, round_result, id) in `order`. A stream's rounds are the rows of `rounds`
-/// (heartbeats, and the rounds of bets stored before migration 0007) together with its bets from
-/// the floor up. Where both hold a nonce, the row was recorded first and stands; of several bets
-/// at one nonce, the first stored stands.
+/// The first `limit` rounds of a stream, in `order`, from its rows of `rounds` and its bets (each
+/// query yielding (nonce, round_result) in that order). A stream's rounds are the rows of
+/// `rounds` (heartbeats, and the rounds of bets stored before migration 0007) together with its
+/// bets from the floor up. A row stands over the bets of its nonce; a nonce with several bets
+/// always has a row (see `record_rounds`).
 fn merge_rounds(
     mut rows: rusqlite::Rows<'_>,
     mut bets: rusqlite::Rows<'_>,
     order: Order,
     limit: usize,
 ) -> Result<Vec<Round>, StoreError> {
-    fn step(rows: &mut rusqlite::Rows<'_>) -> Result<Option<(i64, f64, i64)>, StoreError> {
-        Ok(rows.next()?.map(|r| Ok::<_, rusqlite::Error>((r.get(0)?, r.get(1)?, r.get(2)?))).transpose()?)
+    fn step(rows: &mut rusqlite::Rows<'_>) -> Result<Option<Round>, StoreError> {
+        let round = |r: &Row<'_>| Ok::<_, rusqlite::Error>(Round { nonce: r.get(0)?, round_result: r.get(1)? });
+        Ok(rows.next()?.map(round).transpose()?)
     }
     let before = |a: i64, b: i64| if order == Order::Ascending { a < b } else { a > b };
     let (mut row, mut bet) = (step(&mut rows)?, step(&mut bets)?);
     let mut rounds = Vec::new();
     while rounds.len() < limit {
-        let (nonce, round_result) = match (row, bet) {
+        let next = match (row, bet) {
             (None, None) => break,
-            (Some((nonce, result, _)), _) if bet.is_none_or(|(other, _, _)| !before(other, nonce)) => {
+            (Some(r), Some(b)) if before(b.nonce, r.nonce) => b,
+            (Some(r), _) => {
                 row = step(&mut rows)?;
-                (nonce, result)
+                r
             }
-            (_, Some((nonce, mut result, mut id))) => {
-                // The rest of the bets at this nonce: the first stored stands.
-                bet = step(&mut bets)?;
-                while let Some((_, other, other_id)) = bet.filter(|b| b.0 == nonce) {
-                    if other_id < id {
-                        (result, id) = (other, other_id);
-                    }
-                    bet = step(&mut bets)?;
-                }
-                (nonce, result)
-            }
-            (Some(_), None) => unreachable!("a row with no bet is taken above"),
+            (None, Some(b)) => b,
         };
-        while bet.is_some_and(|b| b.0 == nonce) {
+        while bet.is_some_and(|b| b.nonce == next.nonce) {
             bet = step(&mut bets)?;
         }
-        rounds.push(Round { nonce, round_result });
+        rounds.push(next);
     }
     Ok(rounds)
 }
@@ -388,11 +379,11 @@ impl SqliteStore {
             match since_nonce {
                 Some(since) => {
                     let mut rows = conn.prepare_cached(
-                        "SELECT nonce, round_result, 0 FROM rounds WHERE stream_pk = ?1 AND nonce > ?2 ORDER BY nonce",
+                        "SELECT nonce, round_result FROM rounds WHERE stream_pk = ?1 AND nonce > ?2 ORDER BY nonce",
                     )?;
                     let mut bets = conn.prepare_cached(
-                        "SELECT nonce, round_result, id FROM bets WHERE stream_pk = ?1 AND nonce > ?2 AND nonce >= ?3
-                         ORDER BY nonce, id",
+                        "SELECT nonce, round_result FROM bets WHERE stream_pk = ?1 AND nonce > ?2 AND nonce >= ?3
+                         ORDER BY nonce",
                     )?;
                     let rows = rows.query(params![pk, since])?;
                     let bets = bets.query(params![pk, since, floor])?;
@@ -422,22 +413,25 @@ impl SqliteStore {
                 )?
                 .query_map(params![pk, min_cents], round)?
                 .collect::<Result<_, _>>()?;
-            // A bet's round counts where no row of `rounds` and no earlier bet holds its nonce.
+            let row_nonce = |sql: &str| -> Result<Option<i64>, StoreError> {
+                Ok(conn.prepare_cached(sql)?.query_row([pk], |r| r.get(0))?)
+            };
+            let first_row = row_nonce("SELECT min(nonce) FROM rounds WHERE stream_pk = ?1")?;
+            let last_row = row_nonce("SELECT max(nonce) FROM rounds WHERE stream_pk = ?1")?;
+            // A bet's round counts where no row of `rounds` holds its nonce (a nonce with two
+            // bets always has one); only bets within the rows' span need looking.
             let bet_hits = conn
                 .prepare_cached(
                     "SELECT b.nonce, b.round_result FROM bets b INDEXED BY bets_by_multiplier
                      WHERE b.stream_pk = ?1 AND b.mult_cents >= ?2 AND b.nonce >= ?3
-                       AND NOT EXISTS (SELECT 1 FROM rounds r WHERE r.stream_pk = ?1 AND r.nonce = b.nonce)
-                       AND NOT EXISTS (SELECT 1 FROM bets e WHERE e.stream_pk = ?1 AND e.nonce = b.nonce AND e.id < b.id)",
+                       AND (b.nonce NOT BETWEEN ?4 AND ?5
+                            OR NOT EXISTS (SELECT 1 FROM rounds r WHERE r.stream_pk = ?1 AND r.nonce = b.nonce))",
                 )?
-                .query_map(params![pk, min_cents, floor], round)?
+                .query_map(params![pk, min_cents, floor, first_row.unwrap_or(1), last_row.unwrap_or(0)], round)?
                 .collect::<Result<Vec<_>, _>>()?;
             hits.extend(bet_hits);
             hits.sort_unstable_by_key(|r| r.nonce);
             let recent = latest_rounds(conn, pk, floor, usize::try_from(recent).unwrap_or(0))?;
-            let first_row: Option<i64> = conn
-                .prepare_cached("SELECT min(nonce) FROM rounds WHERE stream_pk = ?1")?
-                .query_row([pk], |r| r.get(0))?;
             let first_bet: Option<i64> = conn
                 .prepare_cached("SELECT min(nonce) FROM bets WHERE stream_pk = ?1 AND nonce >= ?2")?
                 .query_row(params![pk, floor], |r| r.get(0))?;
