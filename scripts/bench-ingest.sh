@@ -3,7 +3,7 @@
 # SQLite database with the rate limit off, and runs the load generator against it. Besides the
 # generator's figures it prints the server's CPU time per request (user + system, from /proc),
 # which varies far less from run to run than requests/s on a shared machine.
-#   scripts/bench-ingest.sh [connections] [seconds] [batch] [seed pairs]
+#   scripts/bench-ingest.sh [connections] [seconds] [batch] [seed pairs]     BENCH_LIVE=1 adds a live client
 # (seed pairs: how many streams the connections post to; by default one per connection)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,13 @@ commit_stats() {
     /^pump_store_committed_writes_total/ { w = $2 } /^pump_store_commit_seconds_total/ { s = $2 }
     END { print c + 0, w + 0, s + 0 }'
 }
+# BENCH_LIVE=1: a client stays on /live/events during the load, as an open dashboard does.
+if [ -n "${BENCH_LIVE:-}" ]; then
+  curl -sN "http://127.0.0.1:$PORT/live/events" >"$WORK/events.txt" &
+  LIVE=$!
+  trap 'kill $LIVE $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
+  sleep 0.2
+fi
 read -r COMMITS_BEFORE WRITES_BEFORE COMMIT_S_BEFORE < <(commit_stats)
 read -r USER_BEFORE SYSTEM_BEFORE < <(cpu_ticks)
 OUT=$(target/release/examples/loadgen --url "http://127.0.0.1:$PORT" --connections "$CONNECTIONS" --seconds "$SECONDS_RUN" --batch "$BATCH" --seed-pairs "$PAIRS")
@@ -35,3 +42,6 @@ awk -v u=$((USER_AFTER - USER_BEFORE)) -v s=$((SYSTEM_AFTER - SYSTEM_BEFORE)) -v
 awk -v c=$((COMMITS_AFTER - COMMITS_BEFORE)) -v w=$((WRITES_AFTER - WRITES_BEFORE)) \
   -v s="$COMMIT_S_AFTER" -v s0="$COMMIT_S_BEFORE" 'BEGIN {
     if (c > 0) printf "sqlite_commits=%d writes_per_commit=%.1f commit_ms=%.3f\n", c, w / c, (s - s0) * 1000 / c }'
+if [ -n "${LIVE:-}" ]; then
+  echo "live_client bet_events=$(grep -c '^event: bet' "$WORK/events.txt" || true)"
+fi

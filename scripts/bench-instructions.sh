@@ -4,6 +4,7 @@
 # whatever else the machine is doing, so it is the figure to compare two builds by (the server
 # runs ~50x slower under valgrind: the request rate it prints means nothing).
 #   scripts/bench-instructions.sh [batch] [seconds] [seed pairs]       BENCH_BINARY=path compares another build
+#   (BENCH_LIVE=1 keeps a client on /live/events during the load)
 # Needs valgrind (apt-get install valgrind). BENCH_KEEP=dir keeps the callgrind files there
 # (`callgrind_annotate --inclusive=yes dir/cg.out.1-NN`, NN the writer thread's file: the one that
 # names `sqlite::Writer`).
@@ -25,6 +26,13 @@ for _ in $(seq 1 300); do
   curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
   sleep 0.2
 done
+# BENCH_LIVE=1: a client stays on /live/events during the load, as an open dashboard does.
+if [ -n "${BENCH_LIVE:-}" ]; then
+  curl -sN "http://127.0.0.1:$PORT/live/events" >/dev/null &
+  LIVE=$!
+  trap 'kill $LIVE $VG 2>/dev/null || true; [ -n "${BENCH_KEEP:-}" ] && cp "$WORK"/cg.out* "$BENCH_KEEP"/; rm -rf "$WORK"' EXIT
+  sleep 0.5
+fi
 # Count only the load: zero the counters now, dump them when it ends (part 1 of each thread).
 callgrind_control --zero "$VG" >/dev/null 2>&1
 target/release/examples/loadgen --url "http://127.0.0.1:$PORT" --connections 16 --seconds "$SECONDS_RUN" \
