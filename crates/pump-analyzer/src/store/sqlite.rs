@@ -922,6 +922,7 @@ fn trim_rounds(conn: &Connection, pk: i64, excess: i64, retention: i64, floor: O
 mod tests {
     use super::*;
     use crate::live::message::{Heartbeat, Message};
+    use crate::store::StreamKey;
     use crate::store::model::{BetOrder, BetQuery, Round};
 
     fn heartbeats(from: i64, count: i64) -> Vec<Message> {
@@ -955,9 +956,12 @@ mod tests {
 
     /// A fresh store in a directory of its own, which the test removes when it ends.
     fn scratch_store(name: &str, max_pages: Option<u64>) -> (std::path::PathBuf, SqliteStore) {
+        scratch_store_with(name, StoreOptions { rounds_retention: 1_000_000, max_pages })
+    }
+
+    fn scratch_store_with(name: &str, options: StoreOptions) -> (std::path::PathBuf, SqliteStore) {
         let dir = std::env::temp_dir().join(format!("pump-{name}-{}", crate::security::random_hex(6)));
         std::fs::create_dir_all(&dir).unwrap();
-        let options = StoreOptions { rounds_retention: 1_000_000, max_pages };
         let store = SqliteStore::open(&dir.join(format!("{name}.db")), options, Hub::new()).unwrap();
         (dir, store)
     }
@@ -1315,6 +1319,103 @@ mod tests {
         assert_eq!(count(&store, "SELECT sum(rounds_count) FROM streams").await, 6);
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The rounds a stream shows, as a model: the first message to bring a nonce records its
+    /// round; after each commit the oldest rounds beyond the retention go, and a stored bet below
+    /// the lowest round kept is no round. Random heartbeats, new bets, repeated bet ids and second
+    /// bets at a nonce, in random jobs and under random retentions, leave the store showing the
+    /// model: the rounds view, its count, the cadence hits and every answer.
+    #[tokio::test]
+    async fn rounds_follow_the_model_through_random_messages_and_retentions() {
+        use std::collections::{BTreeMap, HashSet};
+        for seed in 1..=24u64 {
+            let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut next = move |bound: u64| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state % bound
+            };
+            let retention = 1 + next(10) as i64;
+            let options = StoreOptions { rounds_retention: retention as u64, max_pages: None };
+            let (dir, store) = scratch_store_with("model", options);
+            let (mut shown, mut floor) = (BTreeMap::<i64, f64>::new(), None::<i64>);
+            let (mut ids, mut fresh_id) = (HashSet::<String>::new(), 0);
+            for _job in 0..30 {
+                let mut messages = Vec::new();
+                let mut expected = Vec::new();
+                for _ in 0..1 + next(6) {
+                    let nonce = next(40) as i64;
+                    let round_result = 1.0 + next(100_000) as f64 / 100.0;
+                    let kind = next(10);
+                    let message = if kind < 4 {
+                        Message::Heartbeat(Heartbeat {
+                            nonce,
+                            round_result,
+                            client_seed: "c".into(),
+                            server_seed_hashed: "h".into(),
+                        })
+                    } else {
+                        let id = if kind < 8 || ids.is_empty() {
+                            fresh_id += 1;
+                            format!("b{fresh_id}")
+                        } else {
+                            format!("b{}", 1 + next(fresh_id))
+                        };
+                        let Message::Bet(mut b) = bet(&id, nonce, "c") else { unreachable!() };
+                        b.round_result = round_result;
+                        Message::Bet(b)
+                    };
+                    let stored = match &message {
+                        Message::Bet(b) => ids.insert(b.antebot_bet_id.clone()),
+                        Message::Heartbeat(_) => false,
+                    };
+                    // A stored bet below the floor is no round; anything else new is one.
+                    let new = !shown.contains_key(&nonce) && !(stored && floor.is_some_and(|f| nonce < f));
+                    if new {
+                        shown.insert(nonce, round_result);
+                    }
+                    expected.push(if matches!(message, Message::Bet(_)) { stored } else { new });
+                    messages.push(message);
+                }
+                let outcomes = store.ingest(messages).await.unwrap();
+                let accepted: Vec<bool> = outcomes.iter().map(|o| o.accepted).collect();
+                assert_eq!(accepted, expected, "seed {seed}");
+                if shown.len() as i64 > retention {
+                    while shown.len() as i64 > retention {
+                        shown.pop_first();
+                    }
+                    floor = shown.keys().next().copied();
+                }
+                let model: Vec<(i64, f64)> = shown.iter().map(|(&n, &r)| (n, r)).collect();
+                let view: Vec<(i64, f64)> =
+                    store.rounds(1, None, 1000).await.unwrap().iter().map(|r| (r.nonce, r.round_result)).collect();
+                assert_eq!(view, model, "seed {seed}, retention {retention}");
+                let since = next(40) as i64 - 1;
+                let limit = 1 + next(4) as usize;
+                let after: Vec<(i64, f64)> = model.iter().filter(|(n, _)| *n > since).take(limit).copied().collect();
+                let view: Vec<(i64, f64)> = store
+                    .rounds(1, Some(since), limit as i64)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| (r.nonce, r.round_result))
+                    .collect();
+                assert_eq!(view, after, "seed {seed}, since {since}, limit {limit}");
+                assert_eq!(count(&store, "SELECT rounds_count FROM streams").await, model.len() as i64);
+                let min = 1.0 + next(100_000) as f64 / 100.0;
+                let key = StreamKey { pk: 1, id: outcomes[0].stream_id, last_observed_nonce: None };
+                let scan = store.round_scan(key, min, 3).await.unwrap().scan;
+                let hits: Vec<i64> = model.iter().filter(|(_, r)| cents(*r) >= cents(min)).map(|(n, _)| *n).collect();
+                assert_eq!(scan.hits.iter().map(|r| r.nonce).collect::<Vec<_>>(), hits, "seed {seed}, min {min}");
+                let recent: Vec<i64> = model.iter().rev().take(3).rev().map(|(n, _)| *n).collect();
+                assert_eq!(scan.recent.iter().map(|r| r.nonce).collect::<Vec<_>>(), recent);
+                assert_eq!(scan.first_nonce, model.first().map(|(n, _)| *n));
+            }
+            drop(store);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 
     /// A full disk is a 503 ("unavailable"), never a 500, and what was acknowledged before stays.
