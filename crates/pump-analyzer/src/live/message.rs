@@ -405,14 +405,19 @@ fn take_present(obj: &mut Fields, field: &str) -> Option<Value> {
     obj.take(field).filter(|v| !v.is_null())
 }
 
+/// The length of `s` in characters when it is over `max`; counted only when its bytes are (a
+/// character is at least one byte), which spares counting nearly every string.
+fn chars_over(s: &str, max: usize) -> Option<usize> {
+    (s.len() > max).then(|| s.chars().count()).filter(|&len| len > max)
+}
+
 fn bet_id(obj: &mut Fields, errors: &mut Vec<FieldError>) -> Option<String> {
     match take_present(obj, "id") {
         None => errors.push(FieldError::new("id", "is required")),
         Some(Value::String(s)) => {
-            let len = s.chars().count();
-            if len == 0 || s.trim().is_empty() {
+            if s.trim().is_empty() {
                 errors.push(FieldError::new("id", "must not be empty"));
-            } else if len > 128 {
+            } else if let Some(len) = chars_over(&s, 128) {
                 errors.push(FieldError::new("id", format!("must be at most 128 characters, got {len}")));
             } else {
                 return Some(s);
@@ -441,10 +446,9 @@ fn seed(obj: &mut Fields, field: &'static str, errors: &mut Vec<FieldError>) -> 
     match take_present(obj, field) {
         None => errors.push(FieldError::new(field, "is required")),
         Some(Value::String(s)) => {
-            let len = s.chars().count();
             if s.trim().is_empty() {
                 errors.push(FieldError::new(field, "must not be blank"));
-            } else if len > 256 {
+            } else if let Some(len) = chars_over(&s, 256) {
                 errors.push(FieldError::new(field, format!("must be at most 256 characters, got {len}")));
             } else {
                 return Some(s);
@@ -576,6 +580,7 @@ mod tests {
             (without("id"), "id", "is required"),
             (with("id", json!("")), "id", "must not be empty"),
             (with("id", json!(long)), "id", "at most 128"),
+            (with("id", json!("é".repeat(129))), "id", "at most 128 characters, got 129"),
             (with("id", json!(12)), "id", "must be a string"),
             (without("nonce"), "nonce", "is required"),
             (with("nonce", json!(0)), "nonce", "≥ 1"),
@@ -599,6 +604,17 @@ mod tests {
                 errors.iter().find(|e| e.field == field).unwrap_or_else(|| panic!("{field} not named: {errors:?}"));
             assert!(found.message.contains(fragment), "{field}: {:?} lacks {fragment:?}", found.message);
         }
+    }
+
+    /// Lengths are in characters, not bytes.
+    #[test]
+    fn limits_count_characters() {
+        let long = with("id", json!("é".repeat(128)));
+        let Message::Bet(bet) = parse_message(item(&long)).unwrap() else { panic!("expected a bet") };
+        assert_eq!(bet.antebot_bet_id.chars().count(), 128);
+        assert!(parse_message(item(&with("clientSeed", json!("ü".repeat(256))))).is_ok());
+        let errors = parse_message(item(&with("clientSeed", json!("ü".repeat(257))))).unwrap_err();
+        assert!(errors[0].message.contains("got 257"), "{errors:?}");
     }
 
     #[test]
