@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router, middleware};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use super::AppState;
@@ -32,6 +33,12 @@ async fn measure(State(state): State<AppState>, request: Request, next: Next) ->
     response
 }
 
+/// A stream id as a JSON string, written out once: serializing the `Uuid` for every item would
+/// scan its 36 characters for escapes each time (~7% of the answer's work for a batch).
+fn quoted(id: Uuid) -> Box<RawValue> {
+    RawValue::from_string(format!("\"{id}\"")).expect("a hyphenated UUID is a valid JSON string")
+}
+
 fn tagged(body: impl Serialize, tag: &'static str) -> Response {
     let mut response = Json(body).into_response();
     response.extensions_mut().insert(IngestTag(tag));
@@ -41,10 +48,10 @@ fn tagged(body: impl Serialize, tag: &'static str) -> Response {
 /// The answer for one stored (or already stored) message.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Stored {
+struct Stored<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     index: Option<usize>,
-    stream_id: Uuid,
+    stream_id: &'a RawValue,
     accepted: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     heartbeat: bool,
@@ -53,14 +60,14 @@ struct Stored {
 /// One entry of a batch answer.
 #[derive(Serialize)]
 #[serde(untagged)]
-enum Entry {
-    Stored(Stored),
+enum Entry<'a> {
+    Stored(Stored<'a>),
     Refused { index: usize, error: String, fields: Vec<&'static str> },
 }
 
 #[derive(Serialize)]
-struct BatchAnswer {
-    results: Vec<Option<Entry>>,
+struct BatchAnswer<'a> {
+    results: Vec<Option<Entry<'a>>>,
     accepted: usize,
     duplicates: usize,
     rejected: usize,
@@ -74,7 +81,8 @@ async fn ingest(State(state): State<AppState>, JsonBody(body): JsonBody<RawBody>
             let outcome = state.store.ingest(vec![message]).await?.pop();
             let outcome = outcome.ok_or_else(|| AppError::Internal("ingest returned no outcome".into()))?;
             let tag = if outcome.accepted { "accepted" } else { "duplicate" };
-            Ok(tagged(Stored { index: None, stream_id: outcome.stream_id, accepted: outcome.accepted, heartbeat }, tag))
+            let stream_id = quoted(outcome.stream_id);
+            Ok(tagged(Stored { index: None, stream_id: &stream_id, accepted: outcome.accepted, heartbeat }, tag))
         }
         Body::Batch(items) => {
             let count = items.len();
@@ -96,6 +104,13 @@ async fn ingest(State(state): State<AppState>, JsonBody(body): JsonBody<RawBody>
             }
             let rejected = count - valid.len();
             let outcomes = if valid.is_empty() { Vec::new() } else { state.store.ingest(valid).await? };
+            // Each stream's id once per answer: a batch's items nearly all share one or two.
+            let mut ids: Vec<(Uuid, Box<RawValue>)> = Vec::new();
+            for outcome in &outcomes {
+                if !ids.iter().any(|(id, _)| *id == outcome.stream_id) {
+                    ids.push((outcome.stream_id, quoted(outcome.stream_id)));
+                }
+            }
             let (mut accepted, mut duplicates) = (0usize, 0usize);
             for ((index, heartbeat), outcome) in valid_at.into_iter().zip(outcomes) {
                 if outcome.accepted {
@@ -103,8 +118,9 @@ async fn ingest(State(state): State<AppState>, JsonBody(body): JsonBody<RawBody>
                 } else {
                     duplicates += 1;
                 }
-                let stored =
-                    Stored { index: Some(index), stream_id: outcome.stream_id, accepted: outcome.accepted, heartbeat };
+                let stream_id = ids.iter().find(|(id, _)| *id == outcome.stream_id).map(|(_, raw)| &**raw);
+                let stream_id = stream_id.ok_or_else(|| AppError::Internal("stream id not listed".into()))?;
+                let stored = Stored { index: Some(index), stream_id, accepted: outcome.accepted, heartbeat };
                 results[index] = Some(Entry::Stored(stored));
             }
             let tag = if accepted > 0 {
