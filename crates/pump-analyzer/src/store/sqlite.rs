@@ -1372,7 +1372,8 @@ mod tests {
                         Message::Heartbeat(_) => false,
                     };
                     // A stored bet below the floor is no round; anything else new is one.
-                    let new = !shown.contains_key(&nonce) && !(stored && floor.is_some_and(|f| nonce < f));
+                    let below_floor = floor.is_some_and(|f| nonce < f);
+                    let new = !shown.contains_key(&nonce) && !(stored && below_floor);
                     if new {
                         shown.insert(nonce, round_result);
                     }
