@@ -1373,7 +1373,7 @@ mod tests {
                     };
                     // A stored bet below the floor is no round; anything else new is one.
                     let below_floor = floor.is_some_and(|f| nonce < f);
-                    let new = !shown.contains_key(&nonce) && !(stored && below_floor);
+                    let new = !(shown.contains_key(&nonce) || (stored && below_floor));
                     if new {
                         shown.insert(nonce, round_result);
                     }
