@@ -156,6 +156,10 @@ struct StreamCache {
     entries: PkMap<StreamEntry>,
     /// The most recently used key of `pks` and its pk.
     last: Option<(String, String, i64)>,
+    /// (stream pk, multiplier in cents) → the highest nonce of the stream's bets of that
+    /// multiplier, for the `distance_prev` of live events. Exact for every key it holds: kept
+    /// only while someone listens (each stored bet then updates its key), emptied otherwise.
+    last_nonces: foldhash::HashMap<(i64, i64), i64>,
 }
 
 /// What the writer caches about one stream.
@@ -628,12 +632,62 @@ impl StreamCache {
     }
 }
 
-/// Nonces since the previous bet of the same 2-decimal multiplier (SPEC §3.2).
-fn distance_prev(conn: &Connection, pk: i64, nonce: i64, round_result: f64) -> Result<Option<i64>, StoreError> {
-    let previous: Option<i64> = conn
-        .prepare_cached("SELECT max(nonce) FROM bets WHERE stream_pk = ?1 AND mult_cents = ?2 AND nonce < ?3")?
-        .query_row(params![pk, cents(round_result), nonce], |r| r.get(0))?;
-    Ok(previous.map(|p| nonce - p))
+/// Keys `StreamCache::last_nonces` may hold before it is emptied (bounds its memory).
+const LAST_NONCES_MAX: usize = 100_000;
+
+/// Each stored bet's `distance_prev` (SPEC §3.2: nonces since the previous bet of the same
+/// 2-decimal multiplier in the whole stream), for its live event, as the query below gives it
+/// once the job's bets are in, without running it per bet: the previous bet is the higher of the
+/// highest one stored before the job (`last_nonces`, when it lies below this bet) and the
+/// highest one below it among the job's own. Bets out of nonce order, and keys not yet known,
+/// are asked of the (stream, multiplier, nonce) index.
+fn distances(
+    conn: &Connection,
+    messages: &[Message],
+    placed: &[Placed],
+    bet_ids: &[Option<i64>],
+    last_nonces: &mut foldhash::HashMap<(i64, i64), i64>,
+) -> Result<Vec<Option<i64>>, StoreError> {
+    let stored = || {
+        messages.iter().zip(placed).zip(bet_ids).enumerate().filter_map(|(i, ((message, place), id))| match message {
+            Message::Bet(bet) if id.is_some() => Some((i, (place.pk, cents(bet.round_result)), bet.nonce)),
+            _ => None,
+        })
+    };
+    let mut job: foldhash::HashMap<(i64, i64), Vec<i64>> = foldhash::HashMap::default();
+    for (_, key, nonce) in stored() {
+        job.entry(key).or_default().push(nonce);
+    }
+    job.values_mut().for_each(|nonces| nonces.sort_unstable());
+    let mut below =
+        conn.prepare_cached("SELECT max(nonce) FROM bets WHERE stream_pk = ?1 AND mult_cents = ?2 AND nonce < ?3")?;
+    let mut distances = vec![None; messages.len()];
+    for (i, key, nonce) in stored() {
+        let previous = match last_nonces.get(&key) {
+            Some(&before) if before < nonce => {
+                let nonces = &job[&key];
+                let in_job = nonces[..nonces.partition_point(|&n| n < nonce)].last().copied();
+                Some(in_job.map_or(before, |n| n.max(before)))
+            }
+            _ => below.query_row(params![key.0, key.1, nonce], |r| r.get::<_, Option<i64>>(0))?,
+        };
+        distances[i] = previous.map(|p| nonce - p);
+    }
+    // Now the job's bets are stored too.
+    for (key, nonces) in job {
+        let top = nonces[nonces.len() - 1];
+        match last_nonces.get_mut(&key) {
+            Some(highest) => *highest = (*highest).max(top),
+            None => {
+                let highest = below.query_row(params![key.0, key.1, i64::MAX], |r| r.get::<_, Option<i64>>(0))?;
+                last_nonces.insert(key, highest.unwrap_or(top).max(top));
+            }
+        }
+    }
+    if last_nonces.len() > LAST_NONCES_MAX {
+        last_nonces.clear();
+    }
+    Ok(distances)
 }
 
 impl Writer {
@@ -662,6 +716,16 @@ impl Writer {
         }
         let bet_ids = insert_bets(conn, messages, &placed, now)?;
         let new_rounds = record_rounds(conn, messages, &placed, &bet_ids, streams, deltas)?;
+        let distances = if live {
+            distances(conn, messages, &placed, &bet_ids, &mut streams.last_nonces)?
+        } else {
+            // Bets go in unseen by the cache: forget it (once: clearing keeps the capacity, and
+            // would sweep it at every job).
+            if !streams.last_nonces.is_empty() {
+                streams.last_nonces = foldhash::HashMap::default();
+            }
+            Vec::new()
+        };
 
         let mut outcomes = Vec::with_capacity(messages.len());
         for (i, message) in messages.iter().enumerate() {
@@ -673,8 +737,7 @@ impl Writer {
             if let (Message::Bet(bet), Some(id)) = (message, bet_id) {
                 delta.add_bet(bet, id, verified);
                 if live {
-                    let distance_prev = distance_prev(conn, pk, bet.nonce, bet.round_result)?;
-                    let record = BetRecord::stored(id, stream_id, bet, now, distance_prev, expected);
+                    let record = BetRecord::stored(id, stream_id, bet, now, distances[i], expected);
                     events.push(LiveEvent::Bet(Box::new(record)));
                 }
             }
@@ -960,9 +1023,13 @@ mod tests {
     }
 
     fn scratch_store_with(name: &str, options: StoreOptions) -> (std::path::PathBuf, SqliteStore) {
+        scratch_store_on(name, options, Hub::new())
+    }
+
+    fn scratch_store_on(name: &str, options: StoreOptions, hub: Hub) -> (std::path::PathBuf, SqliteStore) {
         let dir = std::env::temp_dir().join(format!("pump-{name}-{}", crate::security::random_hex(6)));
         std::fs::create_dir_all(&dir).unwrap();
-        let store = SqliteStore::open(&dir.join(format!("{name}.db")), options, Hub::new()).unwrap();
+        let store = SqliteStore::open(&dir.join(format!("{name}.db")), options, hub).unwrap();
         (dir, store)
     }
 
@@ -1417,6 +1484,74 @@ mod tests {
             drop(store);
             let _ = std::fs::remove_dir_all(&dir);
         }
+    }
+
+    /// Live bet events carry `distance_prev` from the writer's cache of each multiplier's last
+    /// nonce: it must give what the query over the whole stream gives, through bets out of nonce
+    /// order, repeated ids, several streams, and listeners leaving and coming back (bets stored
+    /// meanwhile are unseen by the cache).
+    #[tokio::test]
+    async fn live_distances_match_the_whole_stream_through_random_jobs() {
+        let hub = Hub::new();
+        let (dir, store) =
+            scratch_store_on("distances", StoreOptions { rounds_retention: 1_000_000, max_pages: None }, hub.clone());
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move |bound: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % bound
+        };
+        // (client seed, cents, nonce) of every stored bet, and the ids used.
+        let mut stored: Vec<(String, i64, i64)> = Vec::new();
+        let mut ids = std::collections::HashSet::new();
+        let mut listener = Some(hub.subscribe());
+        let mut checked = 0;
+        for job in 0..120 {
+            if job % 40 == 20 {
+                listener = None;
+            } else if listener.is_none() && job % 40 == 30 {
+                listener = Some(hub.subscribe());
+            }
+            let mut messages = Vec::new();
+            for _ in 0..1 + next(12) {
+                let client = format!("c{}", next(2));
+                let id = format!("b{}", next(400));
+                // Mostly rising nonces, as from a bot, some late ones.
+                let nonce = if next(4) == 0 { 1 + next(300) as i64 } else { 300 + job * 20 + next(20) as i64 };
+                let Message::Bet(mut b) = bet(&id, nonce, &client) else { unreachable!() };
+                b.round_result = [1.0, 2.0, 3.5][next(3) as usize];
+                if ids.insert((client.clone(), id)) {
+                    stored.push((client, cents(b.round_result), nonce));
+                }
+                messages.push(Message::Bet(b));
+            }
+            store.ingest(messages).await.unwrap();
+            let Some(rx) = listener.as_mut() else { continue };
+            while let Ok(event) = rx.try_recv() {
+                let LiveEvent::Bet(record) = &*event else { continue };
+                let client: String = store
+                    .read({
+                        let id = record.stream_id.to_string();
+                        move |c| Ok(c.query_row("SELECT client_seed FROM streams WHERE id = ?1", [id], |r| r.get(0))?)
+                    })
+                    .await
+                    .unwrap();
+                let key = cents(record.round_result);
+                let previous =
+                    stored.iter().filter(|(c, k, n)| *c == client && *k == key && *n < record.nonce).map(|s| s.2).max();
+                assert_eq!(
+                    record.distance_prev,
+                    previous.map(|p| record.nonce - p),
+                    "job {job}, bet {}",
+                    record.antebot_bet_id
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 300, "{checked} events checked");
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A full disk is a 503 ("unavailable"), never a 500, and what was acknowledged before stays.
