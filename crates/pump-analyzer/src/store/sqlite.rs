@@ -224,8 +224,8 @@ impl SqliteStore {
             return Err(StoreError::Unavailable(format!("could not switch {} to WAL (got {mode})", path.display())));
         }
         configure(&conn)?;
-        // Ingest alone keeps eight statements (four chunk sizes for bets, and the round probes);
-        // the default cache of 16 would evict the writer's others.
+        // Ingest alone keeps about ten statements (four chunk sizes for bets, the round probes and
+        // inserts, the distance look-up); the default cache of 16 would evict the writer's others.
         conn.set_prepared_statement_cache_capacity(64);
         if let Some(pages) = options.max_pages {
             conn.pragma_update(None, "max_page_count", i64::try_from(pages).unwrap_or(i64::MAX))?;
