@@ -1019,11 +1019,7 @@ mod tests {
 
     /// A fresh store in a directory of its own, which the test removes when it ends.
     fn scratch_store(name: &str, max_pages: Option<u64>) -> (std::path::PathBuf, SqliteStore) {
-        scratch_store_with(name, StoreOptions { rounds_retention: 1_000_000, max_pages })
-    }
-
-    fn scratch_store_with(name: &str, options: StoreOptions) -> (std::path::PathBuf, SqliteStore) {
-        scratch_store_on(name, options, Hub::new())
+        scratch_store_on(name, StoreOptions { rounds_retention: 1_000_000, max_pages }, Hub::new())
     }
 
     fn scratch_store_on(name: &str, options: StoreOptions, hub: Hub) -> (std::path::PathBuf, SqliteStore) {
@@ -1031,6 +1027,16 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let store = SqliteStore::open(&dir.join(format!("{name}.db")), options, hub).unwrap();
         (dir, store)
+    }
+
+    /// A seeded pseudo-random source for the randomised tests: `next(bound)` is in `0..bound`.
+    fn xorshift(mut state: u64) -> impl FnMut(u64) -> u64 {
+        move |bound| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % bound
+        }
     }
 
     async fn count(store: &SqliteStore, sql: &'static str) -> i64 {
@@ -1397,16 +1403,10 @@ mod tests {
     async fn rounds_follow_the_model_through_random_messages_and_retentions() {
         use std::collections::{BTreeMap, HashSet};
         for seed in 1..=24u64 {
-            let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-            let mut next = move |bound: u64| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state % bound
-            };
+            let mut next = xorshift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
             let retention = 1 + next(10) as i64;
             let options = StoreOptions { rounds_retention: retention as u64, max_pages: None };
-            let (dir, store) = scratch_store_with("model", options);
+            let (dir, store) = scratch_store_on("model", options, Hub::new());
             let (mut shown, mut floor) = (BTreeMap::<i64, f64>::new(), None::<i64>);
             let (mut ids, mut fresh_id) = (HashSet::<String>::new(), 0);
             for _job in 0..30 {
@@ -1495,13 +1495,7 @@ mod tests {
         let hub = Hub::new();
         let (dir, store) =
             scratch_store_on("distances", StoreOptions { rounds_retention: 1_000_000, max_pages: None }, hub.clone());
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move |bound: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % bound
-        };
+        let mut next = xorshift(0x2545_F491_4F6C_DD1D);
         // (client seed, cents, nonce) of every stored bet, and the ids used.
         let mut stored: Vec<(String, i64, i64)> = Vec::new();
         let mut ids = std::collections::HashSet::new();
