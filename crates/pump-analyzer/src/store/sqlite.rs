@@ -25,6 +25,7 @@ use super::{CommitStats, IngestOutcome, StoreError, StoreOptions};
 use crate::live::hub::{Hub, LiveEvent};
 use crate::live::message::{Message, NewBet};
 
+mod alloc;
 mod reads;
 mod runs;
 mod sessions;
@@ -206,6 +207,7 @@ impl SqliteStore {
             std::fs::create_dir_all(parent)
                 .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", parent.display())))?;
         }
+        alloc::install();
         // The writer alone goes through the WAL-buffering VFS (see `wal_buffer`); readers never
         // write to the WAL.
         wal_buffer::register()
