@@ -9,10 +9,10 @@ use uuid::Uuid;
 /// Unix microseconds → RFC 3339 with microseconds, UTC (`2026-11-23T10:00:00.000000Z`).
 ///
 /// Written by hand for years 0–9999: chrono's `to_rfc3339_opts` goes through its general
-/// formatting machinery and its calendar types, ~880 instructions a timestamp (this: ~460), which
-/// the SQLite writer paid twice for each bet it published to a live dashboard and every bets page
-/// pays for each row. Other years (which RFC 3339 cannot write in four digits) are left to chrono, and
-/// the test below holds the two to the same text.
+/// formatting machinery and its calendar types, ~880 instructions a timestamp (this: ~460),
+/// which the SQLite writer paid twice for each bet it published to a live dashboard, and every
+/// bets page pays for each row. Other years (RFC 3339 has four digits for the year) are left to
+/// chrono; the test below holds the two to the same text.
 pub fn iso(micros: i64) -> String {
     const DAY: i64 = 86_400_000_000;
     let (days, of_day) = (micros.div_euclid(DAY), micros.rem_euclid(DAY));
@@ -54,9 +54,10 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let year_of_era = (of_era - of_era / 1460 + of_era / 36_524 - of_era / 146_096) / 365; // [0, 399]
     let day_of_year = of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100); // [0, 365]
     let shifted_month = (5 * day_of_year + 2) / 153; // [0, 11], March first
-    let day = (day_of_year - (153 * shifted_month + 2) / 5 + 1) as u32;
-    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 } as u32;
-    (year_of_era + era * 400 + i64::from(month <= 2), month, day)
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1; // [1, 31]
+    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 }; // [1, 12]
+    // Both are small and positive, as the ranges above say.
+    (year_of_era + era * 400 + i64::from(month <= 2), month as u32, day as u32)
 }
 
 /// Seed-reveal verification of a stream (SPEC §3.3); absent while the seed is unknown.
