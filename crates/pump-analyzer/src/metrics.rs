@@ -5,6 +5,8 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::store::CommitCounts;
+
 /// Ingest outcomes counted per request.
 pub const OUTCOMES: [&str; 9] = [
     "accepted",
@@ -39,8 +41,8 @@ pub struct Gauges {
     pub sse_clients: usize,
     pub runs_in_progress: usize,
     pub sessions_active: i64,
-    /// The SQLite writer's (commits, writes committed, seconds in COMMIT).
-    pub commits: Option<(u64, u64, f64)>,
+    /// The SQLite writer's commit counters.
+    pub commits: Option<CommitCounts>,
 }
 
 impl Metrics {
@@ -105,13 +107,15 @@ impl Metrics {
         metric(&mut out, "gauge", "pump_runs_in_progress", "Run scans running or queued.", runs);
         let sessions = gauges.sessions_active.to_string();
         metric(&mut out, "gauge", "pump_sessions_active", "Browser sessions stored and not yet purged.", sessions);
-        if let Some((commits, writes, seconds)) = gauges.commits {
+        if let Some(CommitCounts { commits, writes, commit_seconds, deferred }) = gauges.commits {
             let help = "Transactions the SQLite writer committed (each one group commit).";
             metric(&mut out, "counter", "pump_store_commits_total", help, commits.to_string());
             let help = "Write requests those commits carried (divided by the commits: the mean group size).";
             metric(&mut out, "counter", "pump_store_committed_writes_total", help, writes.to_string());
-            let help = "Time spent in COMMIT, most of it the sync to disk.";
-            metric(&mut out, "counter", "pump_store_commit_seconds_total", help, seconds.to_string());
+            let help = "Time spent in COMMIT, most of it the sync to disk (except for deferred syncs).";
+            metric(&mut out, "counter", "pump_store_commit_seconds_total", help, commit_seconds.to_string());
+            let help = "Commits of large groups whose sync ran on the syncer thread, overlapping the next group.";
+            metric(&mut out, "counter", "pump_store_deferred_syncs_total", help, deferred.to_string());
         }
         out
     }
@@ -126,8 +130,12 @@ mod tests {
         let m = Metrics::default();
         m.record_ingest("accepted", Duration::from_micros(800));
         m.record_ingest("rate_limited", Duration::from_millis(30));
-        let text =
-            m.render(&Gauges { sse_clients: 2, runs_in_progress: 0, sessions_active: 3, commits: Some((4, 10, 0.25)) });
+        let text = m.render(&Gauges {
+            sse_clients: 2,
+            runs_in_progress: 0,
+            sessions_active: 3,
+            commits: Some(CommitCounts { commits: 4, writes: 10, commit_seconds: 0.25, deferred: 1 }),
+        });
         assert!(text.contains("pump_ingest_requests_total{outcome=\"accepted\"} 1"));
         assert!(text.contains("pump_ingest_requests_total{outcome=\"rate_limited\"} 1"));
         assert!(text.contains("pump_ingest_duration_seconds_bucket{le=\"0.001\"} 1"));
@@ -138,5 +146,6 @@ mod tests {
         assert!(text.contains("pump_store_commits_total 4\n"));
         assert!(text.contains("pump_store_committed_writes_total 10\n"));
         assert!(text.contains("pump_store_commit_seconds_total 0.25\n"));
+        assert!(text.contains("pump_store_deferred_syncs_total 1\n"));
     }
 }

@@ -105,29 +105,41 @@ pub struct RunQuery {
 }
 
 /// What the SQLite writer has committed, for `/metrics`: group commits, the write requests they
-/// carried (their ratio is the mean group size), and the time spent in COMMIT, which is mostly
-/// the sync to disk.
+/// carried (their ratio is the mean group size), the time spent in COMMIT, which is mostly the
+/// sync to disk, and how many commits left their sync to the syncer thread instead.
 #[derive(Default)]
 pub struct CommitStats {
     commits: AtomicU64,
     writes: AtomicU64,
     commit_us: AtomicU64,
+    deferred: AtomicU64,
+}
+
+/// A reading of [`CommitStats`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CommitCounts {
+    pub commits: u64,
+    pub writes: u64,
+    pub commit_seconds: f64,
+    /// Commits whose sync ran on the syncer thread (their COMMIT time leaves it out).
+    pub deferred: u64,
 }
 
 impl CommitStats {
-    pub(crate) fn record(&self, writes: usize, commit: std::time::Duration) {
+    pub(crate) fn record(&self, writes: usize, commit: std::time::Duration, deferred: bool) {
         self.commits.fetch_add(1, Ordering::Relaxed);
         self.writes.fetch_add(writes as u64, Ordering::Relaxed);
         self.commit_us.fetch_add(u64::try_from(commit.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.deferred.fetch_add(u64::from(deferred), Ordering::Relaxed);
     }
 
-    /// (commits, writes, seconds in COMMIT)
-    pub fn read(&self) -> (u64, u64, f64) {
-        (
-            self.commits.load(Ordering::Relaxed),
-            self.writes.load(Ordering::Relaxed),
-            self.commit_us.load(Ordering::Relaxed) as f64 / 1e6,
-        )
+    pub fn read(&self) -> CommitCounts {
+        CommitCounts {
+            commits: self.commits.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+            commit_seconds: self.commit_us.load(Ordering::Relaxed) as f64 / 1e6,
+            deferred: self.deferred.load(Ordering::Relaxed),
+        }
     }
 }
 

@@ -9,7 +9,9 @@ use serde_json::Value;
 use crate::helpers::{bet, spawn_binary};
 
 /// Loads a running server from 8 connections, kills it with SIGKILL mid-load, and returns the ids
-/// it acknowledged.
+/// it acknowledged. Half the connections send single bets, the others batches of 100 or 300:
+/// groups of 256 bets or more commit without waiting for their sync, which the writer leaves to
+/// its syncer thread; that thread answers them once the sync has returned.
 async fn load_then_kill(server: &mut crate::helpers::BinaryServer, cycle: usize) -> Vec<String> {
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
@@ -19,23 +21,32 @@ async fn load_then_kill(server: &mut crate::helpers::BinaryServer, cycle: usize)
         let url = server.url("/live/ingest");
         let acked = acked.clone();
         workers.push(tokio::spawn(async move {
-            for n in 1.. {
-                let id = format!("c{cycle}-w{worker}-{n}");
-                let Ok(response) = client.post(&url).json(&bet(&id, n)).send().await else { break };
-                let Ok(body) = response.json::<Value>().await else { break };
-                if body["accepted"] == true {
-                    acked.lock().unwrap().push(id);
-                }
+            let batch = [1, 100, 1, 300][worker % 4];
+            for n in 0.. {
+                let ids: Vec<String> = (1..=batch).map(|i| format!("c{cycle}-w{worker}-{}", n * batch + i)).collect();
+                let bets: Vec<Value> = ids.iter().zip(n * batch + 1..).map(|(id, nonce)| bet(id, nonce)).collect();
+                let body = if batch == 1 { bets[0].clone() } else { Value::from(bets) };
+                let Ok(response) = client.post(&url).json(&body).send().await else { break };
+                let Ok(answer) = response.json::<Value>().await else { break };
+                let accepted: Vec<bool> = match answer["results"].as_array() {
+                    Some(results) => results.iter().map(|r| r["accepted"] == true).collect(),
+                    None => vec![answer["accepted"] == true],
+                };
+                let mut acked = acked.lock().unwrap();
+                acked.extend(ids.into_iter().zip(accepted).filter(|(_, ok)| *ok).map(|(id, _)| id));
             }
         }));
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
     server.kill9();
     for w in workers {
         w.await.unwrap();
     }
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() > 100, "the load should have been acknowledged many times, got {}", acked.len());
+    let deferred = metrics.lines().find_map(|l| l.strip_prefix("pump_store_deferred_syncs_total "));
+    assert!(deferred.is_some_and(|n| n != "0"), "the batches of 300 were synced apart: {deferred:?}");
     acked
 }
 
@@ -57,8 +68,10 @@ async fn every_acknowledged_bet_survives_kill_9_during_a_load() {
     let db = rusqlite::Connection::open(server.dir.path().join("pump.db")).unwrap();
     let integrity: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(integrity, "ok");
-    let mut stmt = db.prepare("SELECT 1 FROM bets WHERE antebot_bet_id = ?1").unwrap();
-    let missing: Vec<&String> = acked.iter().filter(|id| !stmt.exists([id.as_str()]).unwrap()).collect();
+    let mut stmt = db.prepare("SELECT antebot_bet_id FROM bets").unwrap();
+    let stored: std::collections::HashSet<String> =
+        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    let missing: Vec<&String> = acked.iter().filter(|id| !stored.contains(*id)).collect();
     assert!(
         missing.is_empty(),
         "{} acknowledged bets lost, e.g. {:?}",

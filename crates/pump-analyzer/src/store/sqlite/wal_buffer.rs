@@ -15,7 +15,12 @@
 //! readers only after it has synced the WAL (we run with `synchronous=FULL`), so no reader can
 //! see a frame that is still in the buffer, and an acknowledged commit is on disk exactly as
 //! without the shim. Only the writer connection opens its database through this VFS.
+//!
+//! The shim also lets the writer defer a commit's sync ([`defer_commit_syncs`]): the buffer is
+//! written out as for a sync, and the writer's syncer thread syncs the file before anyone is
+//! answered.
 
+use std::cell::Cell;
 use std::ffi::{CStr, c_int, c_void};
 use std::ptr;
 use std::sync::OnceLock;
@@ -194,7 +199,42 @@ macro_rules! flush_then {
 
 flush_then!(read, xRead, ffi::SQLITE_IOERR_READ, out: *mut c_void, amount: c_int, offset: i64);
 flush_then!(truncate, xTruncate, ffi::SQLITE_IOERR_TRUNCATE, size: i64);
-flush_then!(sync, xSync, ffi::SQLITE_IOERR_FSYNC, flags: c_int);
+flush_then!(synced, xSync, ffi::SQLITE_IOERR_FSYNC, flags: c_int);
+
+thread_local! {
+    /// Set by the writer thread around a COMMIT whose sync it leaves to its syncer thread.
+    static DEFER: Cell<bool> = const { Cell::new(false) };
+    /// Whether a commit sync was left undone since the last [`take_deferred`].
+    static DEFERRED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// While `on`, a commit's sync of the WAL on this thread writes the buffer out but does not
+/// sync: the caller syncs the file itself (any descriptor of it will do) before it answers
+/// anyone. Syncs of a checkpoint or of a new WAL header are never deferred; they reach this VFS
+/// with `SQLITE_SYNC_FULL` because the writer runs with `checkpoint_fullfsync=ON`, while a
+/// commit's sync comes with `SQLITE_SYNC_NORMAL` (`WAL_SYNC_FLAGS` and `CKPT_SYNC_FLAGS` in
+/// SQLite's `wal.c`).
+pub fn defer_commit_syncs(on: bool) {
+    DEFER.set(on);
+}
+
+/// Whether a commit sync was deferred on this thread since the last call.
+pub fn take_deferred() -> bool {
+    DEFERRED.replace(false)
+}
+
+unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
+    if flags & 0x0f == ffi::SQLITE_SYNC_NORMAL && DEFER.get() {
+        // SAFETY: only files opened by `open` with our methods get here.
+        let rc = unsafe { flush(this(file)) };
+        if rc == ffi::SQLITE_OK {
+            DEFERRED.set(true);
+        }
+        return rc;
+    }
+    // SAFETY: as above; SQLite's arguments are passed on unchanged.
+    unsafe { synced(file, flags) }
+}
 flush_then!(file_size, xFileSize, ffi::SQLITE_IOERR_FSTAT, size: *mut i64);
 flush_then!(lock, xLock, ffi::SQLITE_IOERR_LOCK, level: c_int);
 flush_then!(unlock, xUnlock, ffi::SQLITE_IOERR_UNLOCK, level: c_int);
@@ -357,5 +397,41 @@ mod tests {
         assert_eq!(values, ["kept", "also kept"]);
         let check: String = reader.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
         assert_eq!(check, "ok");
+    }
+
+    /// With deferral on, a commit's sync is left to the caller but its frames are written out
+    /// (a plain reader sees the commit); a checkpoint's sync never is, as long as the connection
+    /// runs with `checkpoint_fullfsync=ON`, which is what tells the two apart.
+    #[test]
+    fn only_commit_syncs_are_deferred() {
+        let dir = Scratch::new();
+        let path = dir.0.join("t.db");
+        let writer = open(&path);
+        writer.pragma_update(None, "checkpoint_fullfsync", "ON").unwrap();
+        writer.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL)").unwrap();
+        let reader = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let rows = || -> i64 { reader.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap() };
+        let checkpoint = || {
+            writer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0)).unwrap();
+        };
+        take_deferred();
+        defer_commit_syncs(true);
+        writer.execute("INSERT INTO t (v) VALUES ('a')", []).unwrap();
+        assert!(take_deferred(), "a commit's sync is left to the caller");
+        assert_eq!(rows(), 1);
+        checkpoint();
+        assert!(!take_deferred(), "a checkpoint syncs the log itself");
+
+        // Without checkpoint_fullfsync a checkpoint's sync looks like a commit's.
+        writer.pragma_update(None, "checkpoint_fullfsync", "OFF").unwrap();
+        writer.execute("INSERT INTO t (v) VALUES ('b')", []).unwrap();
+        take_deferred();
+        checkpoint();
+        assert!(take_deferred());
+
+        defer_commit_syncs(false);
+        writer.execute("INSERT INTO t (v) VALUES ('c')", []).unwrap();
+        assert!(!take_deferred(), "deferral is off again");
+        assert_eq!(rows(), 3);
     }
 }

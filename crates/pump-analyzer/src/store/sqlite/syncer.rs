@@ -1,0 +1,113 @@
+//! The writer's syncer thread: it syncs the write-ahead log for groups whose COMMIT left the sync
+//! undone (see `wal_buffer::defer_commit_syncs`), and answers their requests once the sync has
+//! returned. Meanwhile the writer runs the next group, so a large group's sync overlaps the next
+//! group's inserts instead of adding to them.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+
+use super::Job;
+use crate::store::StoreError;
+
+pub(super) struct Syncer {
+    groups: mpsc::Sender<Vec<Job>>,
+    failed: Arc<AtomicBool>,
+}
+
+const FAILED: &str = "the database could not sync its log to disk; restart the server";
+
+impl Syncer {
+    /// Starts the thread for the database whose WAL is the file `wal`.
+    pub(super) fn start(wal: PathBuf) -> Result<Self, StoreError> {
+        let (groups, rx) = mpsc::channel();
+        let failed = Arc::new(AtomicBool::new(false));
+        let flag = failed.clone();
+        std::thread::Builder::new()
+            .name("sqlite-syncer".into())
+            .spawn(move || run(&wal, &rx, &flag))
+            .map_err(|e| StoreError::Internal(format!("cannot start the syncer thread: {e}")))?;
+        Ok(Self { groups, failed })
+    }
+
+    /// Answers `jobs`, committed with their sync deferred, after the next sync of the log.
+    pub(super) fn hand_over(&self, jobs: Vec<Job>) {
+        if let Err(mpsc::SendError(jobs)) = self.groups.send(jobs) {
+            // The thread is gone (it never exits while we hold the sender): answer here.
+            jobs.into_iter().for_each(|job| job.finish(Err(StoreError::Unavailable(FAILED.into()))));
+        }
+    }
+
+    /// Once a sync has failed, nothing more may be acknowledged: the kernel may have dropped the
+    /// pages it could not write (the lesson of PostgreSQL's "fsyncgate"), so the writer refuses
+    /// every later write with this error.
+    pub(super) fn failure(&self) -> Option<StoreError> {
+        self.failed.load(Ordering::Acquire).then(|| StoreError::Unavailable(FAILED.into()))
+    }
+}
+
+fn run(wal: &std::path::Path, rx: &mpsc::Receiver<Vec<Job>>, failed: &AtomicBool) {
+    while let Ok(first) = rx.recv() {
+        // Every group queued by now was committed before this sync starts, so it covers them all.
+        let mut groups = vec![first];
+        groups.extend(rx.try_iter());
+        // Opened for each sync: any descriptor of the file syncs its pages, and a fresh one can
+        // never point at a log SQLite has since replaced.
+        let synced = std::fs::File::open(wal).and_then(|file| file.sync_data());
+        let answer = match synced {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::error!(error = %e, path = %wal.display(), "cannot sync the database log; refusing further writes");
+                failed.store(true, Ordering::Release);
+                Err(StoreError::Unavailable(FAILED.into()))
+            }
+        };
+        for job in groups.into_iter().flatten() {
+            job.finish(answer.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::oneshot;
+
+    use super::super::{Pending, Writer};
+    use super::*;
+
+    /// A job that has run and answers 7 unless its commit failed.
+    fn job() -> (Job, oneshot::Receiver<Result<i32, StoreError>>) {
+        let (reply, rx) = oneshot::channel();
+        let work = |_: &mut Writer| Ok(7);
+        (Box::new(Pending { work, result: Some(Ok(7)), reply }), rx)
+    }
+
+    #[test]
+    fn groups_are_answered_once_their_log_is_synced() {
+        let dir = std::env::temp_dir().join(format!("pump-syncer-{}", crate::security::random_hex(6)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let wal = dir.join("t.db-wal");
+        std::fs::write(&wal, b"frames").unwrap();
+        let syncer = Syncer::start(wal).unwrap();
+        let (first, a) = job();
+        let (second, b) = job();
+        syncer.hand_over(vec![first]);
+        syncer.hand_over(vec![second]);
+        assert_eq!(a.blocking_recv().unwrap().unwrap(), 7);
+        assert_eq!(b.blocking_recv().unwrap().unwrap(), 7);
+        assert!(syncer.failure().is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_failed_sync_fails_its_groups_and_every_later_write() {
+        let missing = std::env::temp_dir().join(format!("pump-syncer-missing-{}", crate::security::random_hex(6)));
+        let syncer = Syncer::start(missing.join("t.db-wal")).unwrap();
+        let (only, answer) = job();
+        syncer.hand_over(vec![only]);
+        let answer = answer.blocking_recv().unwrap();
+        assert!(matches!(&answer, Err(StoreError::Unavailable(m)) if m.contains("could not sync")), "{answer:?}");
+        assert!(matches!(syncer.failure(), Some(StoreError::Unavailable(_))));
+    }
+}
