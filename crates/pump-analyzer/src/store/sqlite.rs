@@ -45,7 +45,7 @@ const MAX_GROUP: usize = 512;
 /// writer goes on with the next group (see `syncer`). Large groups spend longer in their inserts
 /// than in the sync, so the overlap wins: batches of 100 at 16 connections (groups of ~600 bets)
 /// gave +11-15 % bets/s on a disk whose sync took ~3 ms. Small groups lose by it: the writer, no
-/// longer waiting for the sync, commits groups half the size, twice as often (single bets -7-9 %
+/// longer waiting for the sync, commits groups half the size, twice as often (single bets -7-10 %
 /// requests/s and +12-15 % CPU per request; batches of 10, groups of ~80 bets, -2-5 %; batches
 /// of 40 with this threshold, within noise). Measured with scripts/bench-ingest.sh.
 const DEFER_AT: usize = 256;
