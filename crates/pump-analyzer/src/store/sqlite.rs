@@ -49,6 +49,7 @@ const MAX_GROUP: usize = 512;
 /// requests/s and +12-15 % CPU per request; batches of 10, groups of ~80 bets, -2-5 %; batches
 /// of 40 with this threshold, within noise). Measured with scripts/bench-ingest.sh.
 const DEFER_AT: usize = 256;
+const READERS: usize = 4;
 
 /// The write-ahead log of the database at `path`.
 fn wal_path(path: &Path) -> std::path::PathBuf {
@@ -56,7 +57,6 @@ fn wal_path(path: &Path) -> std::path::PathBuf {
     wal.push("-wal");
     wal.into()
 }
-const READERS: usize = 4;
 
 /// One queued write: `run` may be called again after a rollback; `finish` answers the caller.
 trait WriteJob: Send {
@@ -790,9 +790,9 @@ impl Writer {
                 jobs.into_iter().for_each(|job| job.finish(Err(e.clone())));
                 continue;
             }
-            let bets: usize = jobs.iter_mut().filter_map(|job| job.as_ingest()).map(|job| job.messages.len()).sum();
+            let messages: usize = jobs.iter_mut().filter_map(|job| job.as_ingest()).map(|job| job.messages.len()).sum();
             wal_buffer::take_deferred();
-            wal_buffer::defer_commit_syncs(bets >= DEFER_AT);
+            wal_buffer::defer_commit_syncs(messages >= DEFER_AT);
             let grouped = self.transaction(|writer| {
                 let mut all_ok = true;
                 let mut rest = &mut jobs[..];
