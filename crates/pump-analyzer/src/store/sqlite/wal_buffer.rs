@@ -235,6 +235,7 @@ unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
     // SAFETY: as above; SQLite's arguments are passed on unchanged.
     unsafe { synced(file, flags) }
 }
+
 flush_then!(file_size, xFileSize, ffi::SQLITE_IOERR_FSTAT, size: *mut i64);
 flush_then!(lock, xLock, ffi::SQLITE_IOERR_LOCK, level: c_int);
 flush_then!(unlock, xUnlock, ffi::SQLITE_IOERR_UNLOCK, level: c_int);
