@@ -791,7 +791,6 @@ impl Writer {
                 continue;
             }
             let messages: usize = jobs.iter_mut().filter_map(|job| job.as_ingest()).map(|job| job.messages.len()).sum();
-            wal_buffer::take_deferred();
             wal_buffer::defer_commit_syncs(messages >= DEFER_AT);
             let grouped = self.transaction(|writer| {
                 let mut all_ok = true;
@@ -808,9 +807,10 @@ impl Writer {
                 all_ok
             });
             wal_buffer::defer_commit_syncs(false);
+            // Taken whatever the outcome, so that a failed group's flag never carries over.
+            let deferred = wal_buffer::take_deferred();
             match grouped {
                 Ok(()) => {
-                    let deferred = wal_buffer::take_deferred();
                     self.stats.record(jobs.len(), self.last_commit, deferred);
                     self.publish();
                     if deferred {
