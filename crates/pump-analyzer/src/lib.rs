@@ -72,7 +72,8 @@ impl Application {
             (Some(cert), Some(key)) => Some(tls::load(cert, key).map_err(StartError::Tls)?),
             _ => None,
         };
-        let options = StoreOptions { rounds_retention: settings.rounds_retention, max_pages };
+        let options =
+            StoreOptions { rounds_retention: settings.rounds_retention, sqlite_sync: settings.sqlite_sync, max_pages };
         let hub = live::hub::Hub::new();
         let store = Store::open(&settings.database, options, hub.clone()).await.map_err(StartError::Store)?;
         let (secret, secret_source) = store

@@ -107,15 +107,19 @@ impl Metrics {
         metric(&mut out, "gauge", "pump_runs_in_progress", "Run scans running or queued.", runs);
         let sessions = gauges.sessions_active.to_string();
         metric(&mut out, "gauge", "pump_sessions_active", "Browser sessions stored and not yet purged.", sessions);
-        if let Some(CommitCounts { commits, writes, commit_seconds, deferred }) = gauges.commits {
+        if let Some(CommitCounts { commits, writes, commit_seconds, deferred, syncs, sync_seconds }) = gauges.commits {
             let help = "Transactions the SQLite writer committed (each one group commit).";
             metric(&mut out, "counter", "pump_store_commits_total", help, commits.to_string());
             let help = "Write requests those commits carried (divided by the commits: the mean group size).";
             metric(&mut out, "counter", "pump_store_committed_writes_total", help, writes.to_string());
             let help = "Time spent in COMMIT, most of it the sync to disk (except for deferred syncs).";
             metric(&mut out, "counter", "pump_store_commit_seconds_total", help, commit_seconds.to_string());
-            let help = "Commits of large groups whose sync ran on the syncer thread, overlapping the next group.";
+            let help = "Commits whose sync to disk was left to the syncer thread (SQLITE_SYNC=background: all).";
             metric(&mut out, "counter", "pump_store_deferred_syncs_total", help, deferred.to_string());
+            let help = "Syncs of the SQLite log to disk made by the syncer thread (each covers every commit before it).";
+            metric(&mut out, "counter", "pump_store_log_syncs_total", help, syncs.to_string());
+            let help = "Time the syncer thread spent in those syncs (divided by them: this disk's sync latency).";
+            metric(&mut out, "counter", "pump_store_log_sync_seconds_total", help, sync_seconds.to_string());
         }
         out
     }
@@ -134,7 +138,14 @@ mod tests {
             sse_clients: 2,
             runs_in_progress: 0,
             sessions_active: 3,
-            commits: Some(CommitCounts { commits: 4, writes: 10, commit_seconds: 0.25, deferred: 1 }),
+            commits: Some(CommitCounts {
+                commits: 4,
+                writes: 10,
+                commit_seconds: 0.25,
+                deferred: 1,
+                syncs: 3,
+                sync_seconds: 0.5,
+            }),
         });
         assert!(text.contains("pump_ingest_requests_total{outcome=\"accepted\"} 1"));
         assert!(text.contains("pump_ingest_requests_total{outcome=\"rate_limited\"} 1"));
@@ -147,5 +158,7 @@ mod tests {
         assert!(text.contains("pump_store_committed_writes_total 10\n"));
         assert!(text.contains("pump_store_commit_seconds_total 0.25\n"));
         assert!(text.contains("pump_store_deferred_syncs_total 1\n"));
+        assert!(text.contains("pump_store_log_syncs_total 3\n"));
+        assert!(text.contains("pump_store_log_sync_seconds_total 0.5\n"));
     }
 }

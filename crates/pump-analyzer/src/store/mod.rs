@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use uuid::Uuid;
 
-use crate::config::{DatabaseUrl, SecretKeySource};
+use crate::config::{DatabaseUrl, SecretKeySource, SqliteSync};
 use crate::live::hub::Hub;
 use crate::live::message::Message;
 use model::*;
@@ -105,14 +105,16 @@ pub struct RunQuery {
 }
 
 /// What the SQLite writer has committed, for `/metrics`: group commits, the write requests they
-/// carried (their ratio is the mean group size), the time spent in COMMIT, which is mostly the
-/// sync to disk, and how many commits left their sync to the syncer thread instead.
+/// carried (their ratio is the mean group size), the time spent in COMMIT, how many commits left
+/// their sync to disk to the syncer thread, and that thread's syncs and the time they took.
 #[derive(Default)]
 pub struct CommitStats {
     commits: AtomicU64,
     writes: AtomicU64,
     commit_us: AtomicU64,
     deferred: AtomicU64,
+    syncs: AtomicU64,
+    sync_us: AtomicU64,
 }
 
 /// A reading of [`CommitStats`].
@@ -123,6 +125,9 @@ pub struct CommitCounts {
     pub commit_seconds: f64,
     /// Commits whose sync ran on the syncer thread (their COMMIT time leaves it out).
     pub deferred: u64,
+    /// Syncs of the log by the syncer thread (each covers every commit before it), and their time.
+    pub syncs: u64,
+    pub sync_seconds: f64,
 }
 
 impl CommitStats {
@@ -133,12 +138,19 @@ impl CommitStats {
         self.deferred.fetch_add(u64::from(deferred), Ordering::Relaxed);
     }
 
+    pub(crate) fn record_sync(&self, took: std::time::Duration) {
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        self.sync_us.fetch_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
     pub fn read(&self) -> CommitCounts {
         CommitCounts {
             commits: self.commits.load(Ordering::Relaxed),
             writes: self.writes.load(Ordering::Relaxed),
             commit_seconds: self.commit_us.load(Ordering::Relaxed) as f64 / 1e6,
             deferred: self.deferred.load(Ordering::Relaxed),
+            syncs: self.syncs.load(Ordering::Relaxed),
+            sync_seconds: self.sync_us.load(Ordering::Relaxed) as f64 / 1e6,
         }
     }
 }
@@ -147,6 +159,8 @@ impl CommitStats {
 #[derive(Debug, Clone, Copy)]
 pub struct StoreOptions {
     pub rounds_retention: u64,
+    /// When the SQLite writer answers (PostgreSQL: its own `synchronous_commit` decides).
+    pub sqlite_sync: SqliteSync,
     /// Caps the SQLite file at this many pages (`PRAGMA max_page_count`); `None` in production.
     /// Lets tests reproduce a full disk exactly as SQLite reports it.
     pub max_pages: Option<u64>,

@@ -3,12 +3,17 @@
 //! Why a single writer thread: SQLite has one writer at a time anyway. Funnelling every write
 //! through one connection removes `SQLITE_BUSY` races (50 concurrent posts of a new seed pair
 //! create exactly one stream), and lets the writer commit many requests in one transaction (group
-//! commit). Callers are answered only after the COMMIT has synced the log (WAL,
-//! `synchronous=FULL`): acknowledged means durable. A large group (batches) leaves that sync to a
-//! second thread, `syncer`, which answers it once the sync returns, while the writer goes on with
-//! the next group. When any request of a group fails, the group is rolled back and each request is
+//! commit). When any request of a group fails, the group is rolled back and each request is
 //! replayed in a transaction of its own, so one failure never takes the others with it. (A
 //! SAVEPOINT per request would do the same but costs a sub-journal copy of every page touched.)
+//!
+//! When callers are answered (`SQLITE_SYNC`): callers are answered only after the COMMIT has
+//! written the group's frames to the log (WAL) through the operating system, so an acknowledged
+//! bet survives `kill -9` or a crash of the server (SPEC §3.1). By default (`background`) the
+//! writer then answers at once and a second thread, `syncer`, syncs the log to disk right after,
+//! so a power cut can take only what was answered during that sync. With `full`, small groups
+//! sync in their COMMIT and large ones (batches) leave the sync to the syncer, which answers them
+//! once it returns while the writer goes on with the next group.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -24,6 +29,7 @@ use pump_engine::{Difficulty, RoundDeriver};
 
 use super::model::{BetRecord, StreamSummary};
 use super::{CommitStats, IngestOutcome, StoreError, StoreOptions};
+use crate::config::SqliteSync;
 use crate::live::hub::{Hub, LiveEvent};
 use crate::live::message::{Message, NewBet};
 
@@ -41,8 +47,8 @@ const JOB_FAILED: &str = "a request of the group failed";
 /// Most jobs committed together in one transaction.
 const MAX_GROUP: usize = 512;
 
-/// Groups carrying at least this many messages leave their sync to the syncer thread, and the
-/// writer goes on with the next group (see `syncer`). Large groups spend longer in their inserts
+/// With `SQLITE_SYNC=full`, groups carrying at least this many messages leave their sync to the
+/// syncer thread, and the writer goes on with the next group (see `syncer`). Large groups spend longer in their inserts
 /// than in the sync, so the overlap wins: batches of 100 at 16 connections (groups of ~600 bets)
 /// gave +11-15 % bets/s on a disk whose sync took ~3 ms. Small groups lose by it: the writer, no
 /// longer waiting for the sync, commits groups half the size, twice as often (single bets -7-10 %
@@ -270,6 +276,7 @@ impl SqliteStore {
         }
 
         let (tx, rx) = mpsc::channel::<Job>(8192);
+        let stats = Arc::new(CommitStats::default());
         let writer = Writer {
             conn,
             streams: StreamCache::default(),
@@ -277,11 +284,10 @@ impl SqliteStore {
             hub,
             deltas: PkMap::default(),
             options,
-            stats: Arc::default(),
+            stats: stats.clone(),
             last_commit: Duration::ZERO,
-            syncer: syncer::Syncer::start(wal_path(path))?,
+            syncer: syncer::Syncer::start(wal_path(path), stats.clone())?,
         };
-        let stats = writer.stats.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer.run(rx))
@@ -784,6 +790,7 @@ impl Writer {
     }
 
     fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        let background = self.options.sqlite_sync == SqliteSync::Background;
         while let Some(first) = rx.blocking_recv() {
             let mut jobs = super::gather(first, &mut rx, MAX_GROUP);
             if let Some(e) = self.syncer.failure() {
@@ -791,7 +798,7 @@ impl Writer {
                 continue;
             }
             let messages: usize = jobs.iter_mut().filter_map(|job| job.as_ingest()).map(|job| job.messages.len()).sum();
-            wal_buffer::defer_commit_syncs(messages >= DEFER_AT);
+            wal_buffer::defer_commit_syncs(background || messages >= DEFER_AT);
             let grouped = self.transaction(|writer| {
                 let mut all_ok = true;
                 let mut rest = &mut jobs[..];
@@ -813,7 +820,12 @@ impl Writer {
                 Ok(()) => {
                     self.stats.record(jobs.len(), self.last_commit, deferred);
                     self.publish();
-                    if deferred {
+                    if deferred && background {
+                        // The group's frames are in the operating system's hands: they survive
+                        // the server's death now, and a power cut once the syncer has synced.
+                        jobs.into_iter().for_each(|job| job.finish(Ok(())));
+                        self.syncer.sync_soon();
+                    } else if deferred {
                         self.syncer.hand_over(jobs);
                     } else {
                         jobs.into_iter().for_each(|job| job.finish(Ok(())));
@@ -1060,7 +1072,7 @@ mod tests {
 
     /// A fresh store in a directory of its own, which the test removes when it ends.
     fn scratch_store(name: &str, max_pages: Option<u64>) -> (std::path::PathBuf, SqliteStore) {
-        scratch_store_on(name, StoreOptions { rounds_retention: 1_000_000, max_pages }, Hub::new())
+        scratch_store_on(name, StoreOptions { rounds_retention: 1_000_000, sqlite_sync: SqliteSync::Background, max_pages }, Hub::new())
     }
 
     fn scratch_store_on(name: &str, options: StoreOptions, hub: Hub) -> (std::path::PathBuf, SqliteStore) {
@@ -1416,7 +1428,7 @@ mod tests {
             )
             .unwrap();
         }
-        let options = StoreOptions { rounds_retention: 3, max_pages: None };
+        let options = StoreOptions { rounds_retention: 3, sqlite_sync: SqliteSync::Background, max_pages: None };
         let store = SqliteStore::open(&path, options, Hub::new()).unwrap();
         assert_eq!(count(&store, "SELECT rounds_floor FROM streams WHERE pk = 1").await, 4);
         assert_eq!(count(&store, "SELECT rounds_floor IS NULL FROM streams WHERE pk = 2").await, 1);
@@ -1446,7 +1458,7 @@ mod tests {
         for seed in 1..=24u64 {
             let mut next = xorshift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
             let retention = 1 + next(10) as i64;
-            let options = StoreOptions { rounds_retention: retention as u64, max_pages: None };
+            let options = StoreOptions { rounds_retention: retention as u64, sqlite_sync: SqliteSync::Background, max_pages: None };
             let (dir, store) = scratch_store_on("model", options, Hub::new());
             let (mut shown, mut floor) = (BTreeMap::<i64, f64>::new(), None::<i64>);
             let (mut ids, mut fresh_id) = (HashSet::<String>::new(), 0);
@@ -1535,7 +1547,7 @@ mod tests {
     async fn live_distances_match_the_whole_stream_through_random_jobs() {
         let hub = Hub::new();
         let (dir, store) =
-            scratch_store_on("distances", StoreOptions { rounds_retention: 1_000_000, max_pages: None }, hub.clone());
+            scratch_store_on("distances", StoreOptions { rounds_retention: 1_000_000, sqlite_sync: SqliteSync::Background, max_pages: None }, hub.clone());
         let mut next = xorshift(0x2545_F491_4F6C_DD1D);
         // (client seed, cents, nonce) of every stored bet, and the ids used.
         let mut stored: Vec<(String, i64, i64)> = Vec::new();
@@ -1614,11 +1626,16 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// A job of `DEFER_AT` messages or more commits without waiting for the sync and is answered
-    /// by the syncer; smaller groups sync in COMMIT as before. Both end up in the file.
+    fn full_sync() -> StoreOptions {
+        StoreOptions { rounds_retention: 1_000_000, sqlite_sync: SqliteSync::Full, max_pages: None }
+    }
+
+    /// With `SQLITE_SYNC=full`, a job of `DEFER_AT` messages or more commits without waiting for
+    /// the sync and is answered by the syncer; smaller groups sync in COMMIT. Both end up in the
+    /// file.
     #[tokio::test]
     async fn large_groups_are_answered_after_the_syncer_syncs() {
-        let (dir, store) = scratch_store("deferred", None);
+        let (dir, store) = scratch_store_on("deferred", full_sync(), Hub::new());
         let large: Vec<Message> = (1..=DEFER_AT as i64).map(|n| bet(&format!("b{n}"), n, "c")).collect();
         let outcomes = store.ingest(large).await.unwrap();
         assert!(outcomes.iter().all(|o| o.accepted));
@@ -1630,9 +1647,36 @@ mod tests {
         assert_eq!(count(&store, "SELECT count(*) FROM bets").await, 2 * DEFER_AT as i64 - 1);
         let path = dir.join("deferred.db");
         drop(store);
-        let again = SqliteStore::open(&path, StoreOptions { rounds_retention: 1_000_000, max_pages: None }, Hub::new())
-            .unwrap();
+        let again = SqliteStore::open(&path, full_sync(), Hub::new()).unwrap();
         assert_eq!(count(&again, "SELECT count(*) FROM bets").await, 2 * DEFER_AT as i64 - 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// By default (`SQLITE_SYNC=background`) every group, however small, commits without waiting
+    /// for the sync and is answered at once; the syncer then syncs the log. What was answered is
+    /// in the file, for a plain connection and after reopening.
+    #[tokio::test]
+    async fn by_default_groups_are_answered_before_the_syncer_syncs_them() {
+        let (dir, store) = scratch_store("background", None);
+        for n in 1..=3 {
+            let outcome = store.ingest(vec![bet(&format!("b{n}"), n, "c")]).await.unwrap();
+            assert!(outcome[0].accepted);
+        }
+        let counts = store.commit_stats().read();
+        assert_eq!(counts.deferred, counts.commits, "{counts:?}");
+        assert!(counts.commits >= 3, "{counts:?}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.commit_stats().read().syncs == 0 {
+            assert!(Instant::now() < deadline, "the syncer never synced");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let path = dir.join("background.db");
+        let plain = Connection::open(&path).unwrap();
+        assert_eq!(plain.query_row("SELECT count(*) FROM bets", [], |r| r.get::<_, i64>(0)).unwrap(), 3);
+        drop(plain);
+        drop(store);
+        let again = SqliteStore::open(&path, full_sync(), Hub::new()).unwrap();
+        assert_eq!(count(&again, "SELECT count(*) FROM bets").await, 3);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -9,9 +9,10 @@ use serde_json::Value;
 use crate::helpers::{bet, spawn_binary};
 
 /// Loads a running server from 8 connections, kills it with SIGKILL mid-load, and returns the ids
-/// it acknowledged. Half the connections send single bets, the others batches of 100 or 300:
-/// groups of 256 bets or more commit without waiting for their sync, which the writer leaves to
-/// its syncer thread; that thread answers them once the sync has returned.
+/// it acknowledged. Half the connections send single bets, the others batches of 100 or 300.
+/// By default every group is answered once its COMMIT has written it to the log, and the syncer
+/// thread syncs the log after it; with `SQLITE_SYNC=full`, groups of 256 bets or more leave their
+/// sync to the syncer, which answers them once it has returned, and the others sync in COMMIT.
 async fn load_then_kill(server: &mut crate::helpers::BinaryServer, cycle: usize) -> Vec<String> {
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
@@ -47,19 +48,30 @@ async fn load_then_kill(server: &mut crate::helpers::BinaryServer, cycle: usize)
     assert!(acked.len() > 100, "the load should have been acknowledged many times, got {}", acked.len());
     let deferred = metrics.lines().find_map(|l| l.strip_prefix("pump_store_deferred_syncs_total "));
     assert!(deferred.is_some_and(|n| n != "0"), "the batches of 300 were synced apart: {deferred:?}");
+    let syncs = metrics.lines().find_map(|l| l.strip_prefix("pump_store_log_syncs_total "));
+    assert!(syncs.is_some_and(|n| n != "0"), "the syncer synced the log: {syncs:?}");
     acked
 }
 
 #[tokio::test]
 async fn every_acknowledged_bet_survives_kill_9_during_a_load() {
+    kill_9_cycles(&[("INGEST_RATE_LIMIT", "0")]).await;
+}
+
+#[tokio::test]
+async fn every_acknowledged_bet_survives_kill_9_with_full_sync_too() {
+    kill_9_cycles(&[("INGEST_RATE_LIMIT", "0"), ("SQLITE_SYNC", "full")]).await;
+}
+
+async fn kill_9_cycles(vars: &[(&str, &str)]) {
     const CYCLES: usize = 3;
-    let mut server = spawn_binary(&[("INGEST_RATE_LIMIT", "0")], None);
+    let mut server = spawn_binary(vars, None);
     let mut acked = Vec::new();
     for cycle in 0..CYCLES {
         acked.extend(load_then_kill(&mut server, cycle).await);
         // Restart on the same database for the next cycle (and the final check).
         let dir = std::mem::replace(&mut server.dir, crate::helpers::TempDir::new());
-        server = spawn_binary(&[("INGEST_RATE_LIMIT", "0")], Some(dir));
+        server = spawn_binary(vars, Some(dir));
     }
 
     // The database opens cleanly and holds every bet acknowledged in every cycle.

@@ -1,15 +1,17 @@
-//! The writer's syncer thread: it syncs the write-ahead log for groups whose COMMIT left the sync
-//! undone (see `wal_buffer::defer_commit_syncs`), and answers their requests once the sync has
-//! returned. Meanwhile the writer runs the next group, so a large group's sync overlaps the next
-//! group's inserts instead of adding to them.
+//! The writer's syncer thread: it syncs the write-ahead log after commits that left the sync
+//! undone (see `wal_buffer::defer_commit_syncs`). With `SQLITE_SYNC=full` it answers their
+//! requests once the sync has returned, while the writer runs the next group, so a large group's
+//! sync overlaps the next group's inserts instead of adding to them. With `SQLITE_SYNC=background`
+//! the writer has answered them already, and each sync bounds what a power cut could take.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::time::Instant;
 
 use super::Job;
-use crate::store::StoreError;
+use crate::store::{CommitStats, StoreError};
 
 pub(super) struct Syncer {
     groups: mpsc::Sender<Vec<Job>>,
@@ -19,14 +21,15 @@ pub(super) struct Syncer {
 const FAILED: &str = "the database could not sync its log to disk; restart the server";
 
 impl Syncer {
-    /// Starts the thread for the database whose WAL is the file `wal`.
-    pub(super) fn start(wal: PathBuf) -> Result<Self, StoreError> {
+    /// Starts the thread for the database whose WAL is the file `wal`; it counts its syncs in
+    /// `stats`.
+    pub(super) fn start(wal: PathBuf, stats: Arc<CommitStats>) -> Result<Self, StoreError> {
         let (groups, rx) = mpsc::channel();
         let failed = Arc::new(AtomicBool::new(false));
         let flag = failed.clone();
         std::thread::Builder::new()
             .name("sqlite-syncer".into())
-            .spawn(move || run(&wal, &rx, &flag))
+            .spawn(move || run(&wal, &rx, &flag, &stats))
             .map_err(|e| StoreError::Internal(format!("cannot start the syncer thread: {e}")))?;
         Ok(Self { groups, failed })
     }
@@ -39,6 +42,11 @@ impl Syncer {
         }
     }
 
+    /// Has the log synced soon: after a commit whose requests were answered already.
+    pub(super) fn sync_soon(&self) {
+        self.hand_over(Vec::new());
+    }
+
     /// Once a sync has failed, nothing more may be acknowledged: the kernel may have dropped the
     /// pages it could not write (the lesson of PostgreSQL's "fsyncgate"), so the writer refuses
     /// every later write with this error.
@@ -47,16 +55,20 @@ impl Syncer {
     }
 }
 
-fn run(wal: &std::path::Path, rx: &mpsc::Receiver<Vec<Job>>, failed: &AtomicBool) {
+fn run(wal: &std::path::Path, rx: &mpsc::Receiver<Vec<Job>>, failed: &AtomicBool, stats: &CommitStats) {
     while let Ok(first) = rx.recv() {
         // Every group queued by now was committed before this sync starts, so it covers them all.
         let mut groups = vec![first];
         groups.extend(rx.try_iter());
         // Opened for each sync: any descriptor of the file syncs its pages, and a fresh one can
         // never point at a log SQLite has since replaced.
+        let started = Instant::now();
         let synced = std::fs::File::open(wal).and_then(|file| file.sync_data());
         let answer = match synced {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                stats.record_sync(started.elapsed());
+                Ok(())
+            }
             Err(e) => {
                 tracing::error!(error = %e, path = %wal.display(), "cannot sync the database log; refusing further writes");
                 failed.store(true, Ordering::Release);
@@ -89,7 +101,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let wal = dir.join("t.db-wal");
         std::fs::write(&wal, b"frames").unwrap();
-        let syncer = Syncer::start(wal).unwrap();
+        let stats = Arc::new(CommitStats::default());
+        let syncer = Syncer::start(wal, stats.clone()).unwrap();
         let (first, a) = job();
         let (second, b) = job();
         syncer.hand_over(vec![first]);
@@ -97,17 +110,28 @@ mod tests {
         assert_eq!(a.blocking_recv().unwrap().unwrap(), 7);
         assert_eq!(b.blocking_recv().unwrap().unwrap(), 7);
         assert!(syncer.failure().is_none());
+        let syncs = stats.read().syncs;
+        assert!((1..=2).contains(&syncs), "two groups, one or two syncs: {syncs}");
+        // A sync with no one to answer still runs, and is counted.
+        syncer.sync_soon();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while stats.read().syncs == syncs {
+            assert!(std::time::Instant::now() < deadline, "sync_soon never synced");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_failed_sync_fails_its_groups_and_every_later_write() {
         let missing = std::env::temp_dir().join(format!("pump-syncer-missing-{}", crate::security::random_hex(6)));
-        let syncer = Syncer::start(missing.join("t.db-wal")).unwrap();
+        let stats = Arc::new(CommitStats::default());
+        let syncer = Syncer::start(missing.join("t.db-wal"), stats.clone()).unwrap();
         let (only, answer) = job();
         syncer.hand_over(vec![only]);
         let answer = answer.blocking_recv().unwrap();
         assert!(matches!(&answer, Err(StoreError::Unavailable(m)) if m.contains("could not sync")), "{answer:?}");
         assert!(matches!(syncer.failure(), Some(StoreError::Unavailable(_))));
+        assert_eq!(stats.read().syncs, 0, "a failed sync is not counted");
     }
 }
