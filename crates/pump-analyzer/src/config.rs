@@ -505,8 +505,12 @@ pub fn banner(settings: &Settings, bound: std::net::SocketAddr, secret_source: S
     out.push_str(&format!(" Database:        {}\n", settings.database.display()));
     if matches!(settings.database, DatabaseUrl::Sqlite(_)) {
         out.push_str(match settings.sqlite_sync {
-            SqliteSync::Background => " Durability:      answered bets survive a crash at once; synced to disk in the background\n",
-            SqliteSync::Full => " Durability:      answered bets are synced to disk before the answer (SQLITE_SYNC=full)\n",
+            SqliteSync::Background => {
+                " Durability:      answered bets survive a crash at once; synced to disk in the background\n"
+            }
+            SqliteSync::Full => {
+                " Durability:      answered bets are synced to disk before the answer (SQLITE_SYNC=full)\n"
+            }
         });
     }
     if let Some(redis) = &settings.redis_url {
@@ -639,7 +643,9 @@ mod tests {
         assert!(!text.contains("tok-123"));
         assert!(!text.contains("WARNING"));
         assert!(text.contains("60 requests per minute"));
-        assert!(text.contains("Durability:      answered bets survive a crash at once; synced to disk in the background"));
+        assert!(
+            text.contains("Durability:      answered bets survive a crash at once; synced to disk in the background")
+        );
         let strict = parse(&[("SQLITE_SYNC", "full")]).unwrap();
         let text = banner(&strict, "127.0.0.1:8000".parse().unwrap(), SecretKeySource::Environment);
         assert!(text.contains("synced to disk before the answer (SQLITE_SYNC=full)"), "{text}");

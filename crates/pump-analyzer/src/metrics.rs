@@ -116,7 +116,8 @@ impl Metrics {
             metric(&mut out, "counter", "pump_store_commit_seconds_total", help, commit_seconds.to_string());
             let help = "Commits whose sync to disk was left to the syncer thread (SQLITE_SYNC=background: all).";
             metric(&mut out, "counter", "pump_store_deferred_syncs_total", help, deferred.to_string());
-            let help = "Syncs of the SQLite log to disk made by the syncer thread (each covers every commit before it).";
+            let help =
+                "Syncs of the SQLite log to disk made by the syncer thread (each covers every commit before it).";
             metric(&mut out, "counter", "pump_store_log_syncs_total", help, syncs.to_string());
             let help = "Time the syncer thread spent in those syncs (divided by them: this disk's sync latency).";
             metric(&mut out, "counter", "pump_store_log_sync_seconds_total", help, sync_seconds.to_string());

@@ -1072,7 +1072,11 @@ mod tests {
 
     /// A fresh store in a directory of its own, which the test removes when it ends.
     fn scratch_store(name: &str, max_pages: Option<u64>) -> (std::path::PathBuf, SqliteStore) {
-        scratch_store_on(name, StoreOptions { rounds_retention: 1_000_000, sqlite_sync: SqliteSync::Background, max_pages }, Hub::new())
+        scratch_store_on(
+            name,
+            StoreOptions { rounds_retention: 1_000_000, sqlite_sync: SqliteSync::Background, max_pages },
+            Hub::new(),
+        )
     }
 
     fn scratch_store_on(name: &str, options: StoreOptions, hub: Hub) -> (std::path::PathBuf, SqliteStore) {
@@ -1458,7 +1462,11 @@ mod tests {
         for seed in 1..=24u64 {
             let mut next = xorshift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
             let retention = 1 + next(10) as i64;
-            let options = StoreOptions { rounds_retention: retention as u64, sqlite_sync: SqliteSync::Background, max_pages: None };
+            let options = StoreOptions {
+                rounds_retention: retention as u64,
+                sqlite_sync: SqliteSync::Background,
+                max_pages: None,
+            };
             let (dir, store) = scratch_store_on("model", options, Hub::new());
             let (mut shown, mut floor) = (BTreeMap::<i64, f64>::new(), None::<i64>);
             let (mut ids, mut fresh_id) = (HashSet::<String>::new(), 0);
@@ -1546,8 +1554,11 @@ mod tests {
     #[tokio::test]
     async fn live_distances_match_the_whole_stream_through_random_jobs() {
         let hub = Hub::new();
-        let (dir, store) =
-            scratch_store_on("distances", StoreOptions { rounds_retention: 1_000_000, sqlite_sync: SqliteSync::Background, max_pages: None }, hub.clone());
+        let (dir, store) = scratch_store_on(
+            "distances",
+            StoreOptions { rounds_retention: 1_000_000, sqlite_sync: SqliteSync::Background, max_pages: None },
+            hub.clone(),
+        );
         let mut next = xorshift(0x2545_F491_4F6C_DD1D);
         // (client seed, cents, nonce) of every stored bet, and the ids used.
         let mut stored: Vec<(String, i64, i64)> = Vec::new();
