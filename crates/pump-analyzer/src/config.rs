@@ -99,7 +99,7 @@ pub enum SqliteSync {
     /// and a power cut stops it too.
     Background,
     /// Answer only after the log's sync to disk has returned: survives a power cut as well, at
-    /// about a fifth of single-bet throughput less (README, performance).
+    /// about a sixth fewer single-bet requests/s (README, performance).
     Full,
 }
 

@@ -7,9 +7,9 @@
 //! replayed in a transaction of its own, so one failure never takes the others with it. (A
 //! SAVEPOINT per request would do the same but costs a sub-journal copy of every page touched.)
 //!
-//! When callers are answered (`SQLITE_SYNC`): callers are answered only after the COMMIT has
-//! written the group's frames to the log (WAL) through the operating system, so an acknowledged
-//! bet survives `kill -9` or a crash of the server (SPEC §3.1). By default (`background`) the
+//! When callers are answered (`SQLITE_SYNC`): never before the COMMIT has written the group's
+//! frames to the log (WAL) through the operating system, so an acknowledged bet survives
+//! `kill -9` or a crash of the server (SPEC §3.1). By default (`background`) the
 //! writer then answers at once and a second thread, `syncer`, syncs the log to disk right after,
 //! so a power cut can take only what was answered during that sync. With `full`, small groups
 //! sync in their COMMIT and large ones (batches) leave the sync to the syncer, which answers them
@@ -48,12 +48,13 @@ const JOB_FAILED: &str = "a request of the group failed";
 const MAX_GROUP: usize = 512;
 
 /// With `SQLITE_SYNC=full`, groups carrying at least this many messages leave their sync to the
-/// syncer thread, and the writer goes on with the next group (see `syncer`). Large groups spend longer in their inserts
-/// than in the sync, so the overlap wins: batches of 100 at 16 connections (groups of ~600 bets)
-/// gave +11-15 % bets/s on a disk whose sync took ~3 ms. Small groups lose by it: the writer, no
-/// longer waiting for the sync, commits groups half the size, twice as often (single bets -7-10 %
-/// requests/s and +12-15 % CPU per request; batches of 10, groups of ~80 bets, -2-5 %; batches
-/// of 40 with this threshold, within noise). Measured with scripts/bench-ingest.sh.
+/// syncer thread, and the writer goes on with the next group (see `syncer`). Large groups spend
+/// longer in their inserts than in the sync, so the overlap wins: batches of 100 at 16
+/// connections (groups of ~600 bets) gave +11-15 % bets/s on a disk whose sync took ~3 ms. Small
+/// groups lose by it: the writer, no longer waiting for the sync, commits groups half the size,
+/// twice as often (single bets -7-10 % requests/s and +12-15 % CPU per request; batches of 10,
+/// groups of ~80 bets, -2-5 %; batches of 40 with this threshold, within noise). Measured with
+/// scripts/bench-ingest.sh.
 const DEFER_AT: usize = 256;
 const READERS: usize = 4;
 

@@ -17,8 +17,9 @@
 //! without the shim. Only the writer connection opens its database through this VFS.
 //!
 //! The shim also lets the writer defer a commit's sync ([`defer_commit_syncs`]): the buffer is
-//! written out as for a sync, and the writer's syncer thread syncs the file before anyone is
-//! answered.
+//! written out as for a sync, so the commit is in the kernel's hands (safe from `kill -9`), and
+//! the writer's syncer thread syncs the file afterwards (before anyone is answered with
+//! `SQLITE_SYNC=full`).
 
 use std::cell::Cell;
 use std::ffi::{CStr, c_int, c_void};
