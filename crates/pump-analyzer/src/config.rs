@@ -251,17 +251,21 @@ impl Settings {
         let secret_key = get("SECRET_KEY").or_else(|| get("FLASK_SECRET_KEY")).map(Secret::new);
         let session_timeout = parse_positive(get("SESSION_TIMEOUT"), "SESSION_TIMEOUT", 3600)?;
         let session_max_lifetime = parse_positive(get("SESSION_MAX_LIFETIME"), "SESSION_MAX_LIFETIME", 86_400)?;
-        let session_cookie_secure = match get("SESSION_COOKIE_SECURE").map(|v| v.to_ascii_lowercase()).as_deref() {
-            None | Some("auto") => CookieSecure::Auto,
-            Some("true" | "1" | "yes") => CookieSecure::Always,
-            Some("false" | "0" | "no") => CookieSecure::Never,
-            Some(other) => {
-                return Err(ConfigError {
-                    variable: "SESSION_COOKIE_SECURE",
-                    message: format!("expected true, false or auto, got {other:?}"),
-                });
-            }
-        };
+        let session_cookie_secure = parse_choice(
+            get("SESSION_COOKIE_SECURE"),
+            "SESSION_COOKIE_SECURE",
+            "true, false or auto",
+            CookieSecure::Auto,
+            &[
+                ("auto", CookieSecure::Auto),
+                ("true", CookieSecure::Always),
+                ("1", CookieSecure::Always),
+                ("yes", CookieSecure::Always),
+                ("false", CookieSecure::Never),
+                ("0", CookieSecure::Never),
+                ("no", CookieSecure::Never),
+            ],
+        )?;
         let dashboard_password = get("DASHBOARD_PASSWORD").map(Secret::new);
         let trusted_proxies = match get("TRUSTED_PROXIES") {
             None => Vec::new(),
@@ -276,26 +280,20 @@ impl Settings {
             .unwrap_or_default();
         let max_nonces = parse_positive(get("MAX_NONCES"), "MAX_NONCES", 100_000_000)?;
         let rounds_retention = parse_positive(get("ROUNDS_RETENTION"), "ROUNDS_RETENTION", 1_000_000)?;
-        let sqlite_sync = match get("SQLITE_SYNC").map(|v| v.to_ascii_lowercase()).as_deref() {
-            None | Some("background") => SqliteSync::Background,
-            Some("full") => SqliteSync::Full,
-            Some(other) => {
-                return Err(ConfigError {
-                    variable: "SQLITE_SYNC",
-                    message: format!("expected background or full, got {other:?}"),
-                });
-            }
-        };
-        let log_format = match get("LOG_FORMAT").map(|v| v.to_ascii_lowercase()).as_deref() {
-            None | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                return Err(ConfigError {
-                    variable: "LOG_FORMAT",
-                    message: format!("expected text or json, got {other:?}"),
-                });
-            }
-        };
+        let sqlite_sync = parse_choice(
+            get("SQLITE_SYNC"),
+            "SQLITE_SYNC",
+            "background or full",
+            SqliteSync::Background,
+            &[("background", SqliteSync::Background), ("full", SqliteSync::Full)],
+        )?;
+        let log_format = parse_choice(
+            get("LOG_FORMAT"),
+            "LOG_FORMAT",
+            "text or json",
+            LogFormat::Text,
+            &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+        )?;
         let log_file = get("LOG_FILE").map(PathBuf::from);
         let tls_cert_file = get("TLS_CERT_FILE").map(PathBuf::from);
         let tls_key_file = get("TLS_KEY_FILE").map(PathBuf::from);
@@ -414,6 +412,23 @@ fn parse_number<T: FromStr>(raw: Option<String>, variable: &'static str, default
             .parse::<T>()
             .map_err(|_| ConfigError { variable, message: format!("expected a whole number ≥ 0, got {raw:?}") }),
     }
+}
+
+/// One of a few words, in any case (`choices`: each word and its value); `default` when unset.
+fn parse_choice<T: Copy>(
+    raw: Option<String>,
+    variable: &'static str,
+    expected: &str,
+    default: T,
+    choices: &[(&str, T)],
+) -> Result<T, ConfigError> {
+    let Some(raw) = raw else { return Ok(default) };
+    let word = raw.to_ascii_lowercase();
+    choices
+        .iter()
+        .find(|(name, _)| *name == word)
+        .map(|&(_, value)| value)
+        .ok_or_else(|| ConfigError { variable, message: format!("expected {expected}, got {word:?}") })
 }
 
 fn parse_positive(raw: Option<String>, variable: &'static str, default: u64) -> Result<u64, ConfigError> {

@@ -821,15 +821,15 @@ impl Writer {
                 Ok(()) => {
                     self.stats.record(jobs.len(), self.last_commit, deferred);
                     self.publish();
-                    if deferred && background {
-                        // The group's frames are in the operating system's hands: they survive
-                        // the server's death now, and a power cut once the syncer has synced.
-                        jobs.into_iter().for_each(|job| job.finish(Ok(())));
-                        self.syncer.sync_soon();
-                    } else if deferred {
+                    if deferred && !background {
                         self.syncer.hand_over(jobs);
                     } else {
                         jobs.into_iter().for_each(|job| job.finish(Ok(())));
+                        if deferred {
+                            // The group's frames are in the operating system's hands: they survive
+                            // the server's death now, and a power cut once the syncer has synced.
+                            self.syncer.sync_soon();
+                        }
                     }
                 }
                 Err(_) if jobs.len() > 1 => {
@@ -1071,13 +1071,14 @@ mod tests {
         })
     }
 
+    /// The default options: those of a server started without settings.
+    fn options() -> StoreOptions {
+        StoreOptions { rounds_retention: 1_000_000, sqlite_sync: SqliteSync::Background, max_pages: None }
+    }
+
     /// A fresh store in a directory of its own, which the test removes when it ends.
     fn scratch_store(name: &str, max_pages: Option<u64>) -> (std::path::PathBuf, SqliteStore) {
-        scratch_store_on(
-            name,
-            StoreOptions { rounds_retention: 1_000_000, sqlite_sync: SqliteSync::Background, max_pages },
-            Hub::new(),
-        )
+        scratch_store_on(name, StoreOptions { max_pages, ..options() }, Hub::new())
     }
 
     fn scratch_store_on(name: &str, options: StoreOptions, hub: Hub) -> (std::path::PathBuf, SqliteStore) {
@@ -1433,7 +1434,7 @@ mod tests {
             )
             .unwrap();
         }
-        let options = StoreOptions { rounds_retention: 3, sqlite_sync: SqliteSync::Background, max_pages: None };
+        let options = StoreOptions { rounds_retention: 3, ..options() };
         let store = SqliteStore::open(&path, options, Hub::new()).unwrap();
         assert_eq!(count(&store, "SELECT rounds_floor FROM streams WHERE pk = 1").await, 4);
         assert_eq!(count(&store, "SELECT rounds_floor IS NULL FROM streams WHERE pk = 2").await, 1);
@@ -1463,11 +1464,7 @@ mod tests {
         for seed in 1..=24u64 {
             let mut next = xorshift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
             let retention = 1 + next(10) as i64;
-            let options = StoreOptions {
-                rounds_retention: retention as u64,
-                sqlite_sync: SqliteSync::Background,
-                max_pages: None,
-            };
+            let options = StoreOptions { rounds_retention: retention as u64, ..options() };
             let (dir, store) = scratch_store_on("model", options, Hub::new());
             let (mut shown, mut floor) = (BTreeMap::<i64, f64>::new(), None::<i64>);
             let (mut ids, mut fresh_id) = (HashSet::<String>::new(), 0);
@@ -1555,11 +1552,7 @@ mod tests {
     #[tokio::test]
     async fn live_distances_match_the_whole_stream_through_random_jobs() {
         let hub = Hub::new();
-        let (dir, store) = scratch_store_on(
-            "distances",
-            StoreOptions { rounds_retention: 1_000_000, sqlite_sync: SqliteSync::Background, max_pages: None },
-            hub.clone(),
-        );
+        let (dir, store) = scratch_store_on("distances", options(), hub.clone());
         let mut next = xorshift(0x2545_F491_4F6C_DD1D);
         // (client seed, cents, nonce) of every stored bet, and the ids used.
         let mut stored: Vec<(String, i64, i64)> = Vec::new();
@@ -1639,7 +1632,7 @@ mod tests {
     }
 
     fn full_sync() -> StoreOptions {
-        StoreOptions { rounds_retention: 1_000_000, sqlite_sync: SqliteSync::Full, max_pages: None }
+        StoreOptions { sqlite_sync: SqliteSync::Full, ..options() }
     }
 
     /// With `SQLITE_SYNC=full`, a job of `DEFER_AT` messages or more commits without waiting for
