@@ -94,12 +94,12 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SqliteSync {
     /// Answer once the commit is in the operating system's hands, and have a background thread
-    /// sync the log to disk after every commit: a power cut can lose only what was answered while
-    /// that sync ran (about a millisecond). The default: the bot usually runs on the same machine,
-    /// and a power cut stops it too.
+    /// sync the log to disk soon after, at most every 2 ms, each sync covering every commit
+    /// before it: a power cut can lose only the last few milliseconds of answers. The default:
+    /// the bot usually runs on the same machine, and a power cut stops it too.
     Background,
     /// Answer only after the log's sync to disk has returned: survives a power cut as well, at
-    /// about a sixth fewer single-bet requests/s (README, performance).
+    /// about a third fewer single-bet requests/s (README, performance).
     Full,
 }
 

@@ -10,8 +10,8 @@
 //! When callers are answered (`SQLITE_SYNC`): never before the COMMIT has written the group's
 //! frames to the log (WAL) through the operating system, so an acknowledged bet survives
 //! `kill -9` or a crash of the server (SPEC §3.1). By default (`background`) the
-//! writer then answers at once and a second thread, `syncer`, syncs the log to disk right after,
-//! so a power cut can take only what was answered during that sync. With `full`, small groups
+//! writer then answers at once and a second thread, `syncer`, syncs the log to disk soon after
+//! (at most every 2 ms), so a power cut can take only the last few milliseconds of answers. With `full`, small groups
 //! sync in their COMMIT and large ones (batches) leave the sync to the syncer, which answers them
 //! once it returns while the writer goes on with the next group.
 
@@ -278,6 +278,11 @@ impl SqliteStore {
 
         let (tx, rx) = mpsc::channel::<Job>(8192);
         let stats = Arc::new(CommitStats::default());
+        // With `full` the writer or its callers wait for each sync: it must start at once.
+        let sync_spacing = match options.sqlite_sync {
+            SqliteSync::Background => syncer::BACKGROUND_SPACING,
+            SqliteSync::Full => Duration::ZERO,
+        };
         let writer = Writer {
             conn,
             streams: StreamCache::default(),
@@ -287,7 +292,7 @@ impl SqliteStore {
             options,
             stats: stats.clone(),
             last_commit: Duration::ZERO,
-            syncer: syncer::Syncer::start(wal_path(path), stats.clone())?,
+            syncer: syncer::Syncer::start(wal_path(path), stats.clone(), sync_spacing)?,
         };
         std::thread::Builder::new()
             .name("sqlite-writer".into())
