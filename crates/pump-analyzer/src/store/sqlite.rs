@@ -137,6 +137,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/sqlite/0005_stream_bet_range.sql")),
         M::up(include_str!("../../migrations/sqlite/0006_fold_stream_difficulties.sql")),
         M::up(include_str!("../../migrations/sqlite/0007_bet_rounds_in_place.sql")),
+        M::up(include_str!("../../migrations/sqlite/0008_mult_cents_without_a_function.sql")),
     ])
 }
 
@@ -374,11 +375,16 @@ pub(crate) use pump_engine::tables::cents;
 /// sizes allow (100 bets: 64 + 16 + 16 + 4), each prepared once and kept in the statement cache.
 const CHUNKS: [usize; 4] = [64, 16, 4, 1];
 
-/// The statement texts for each size of `CHUNKS`.
+/// The statement texts for each size of `CHUNKS`. `OR FAIL`: a failed constraint stops the
+/// statement without undoing its earlier rows, which spares SQLite the statement journal (a copy of
+/// every page the statement touches) that undoing them needs. Nothing is lost by it: any failed
+/// statement fails its job, and the writer then rolls the whole transaction back. (A function
+/// call anywhere in the statement, a generated column's included, would bring the journal back:
+/// see migration 0008.)
 static INSERT_BETS: LazyLock<[String; CHUNKS.len()]> = LazyLock::new(|| {
     CHUNKS.map(|rows| {
         values_sql(
-            "INSERT INTO bets (stream_pk, antebot_bet_id, received_at, date_time, nonce, amount, payout,
+            "INSERT OR FAIL INTO bets (stream_pk, antebot_bet_id, received_at, date_time, nonce, amount, payout,
                 payout_multiplier, difficulty, round_target, round_result, verified, expected_multiplier)",
             13,
             rows,
@@ -1408,6 +1414,70 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(ranges, vec![(1, Some(1), Some(7)), (2, Some(2), Some(2)), (3, None, None)]);
+    }
+
+    /// Migration 0008 computes `mult_cents` without `round()`: every stored bet keeps its value,
+    /// and the rebuilt index agrees with the table.
+    #[test]
+    fn upgrades_keep_every_bets_multiplier_in_cents() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrations().to_version(&mut conn, 7).unwrap();
+        conn.execute("INSERT INTO streams (pk, id, server_seed_hashed, client_seed, created_at, last_seen_at) VALUES (1, 'a', 'h', 'c', 0, 0)", []).unwrap();
+        let results = [0.0, 1.0, 1.005, 1.015, 2.675, 1066.73, 1066.735, 3_203_384.8, 0.004_999, 4.5e13];
+        for (i, result) in results.iter().enumerate() {
+            conn.execute(
+                "INSERT OR FAIL INTO bets (stream_pk, antebot_bet_id, received_at, nonce, amount, payout, payout_multiplier,
+                                   difficulty, round_result) VALUES (1, ?1, 0, ?2, 1, 0, 0, 'easy', ?3)",
+                params![format!("b{i}"), i as i64, result],
+            )
+            .unwrap();
+        }
+        let cents = |conn: &Connection| -> Vec<i64> {
+            conn.prepare("SELECT mult_cents FROM bets ORDER BY id")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let before = cents(&conn);
+        migrations().to_latest(&mut conn).unwrap();
+        assert_eq!(cents(&conn), before);
+        let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(check, "ok");
+        let indexed: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM bets INDEXED BY bets_by_multiplier WHERE stream_pk = 1 AND mult_cents = 320338480",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexed, 1);
+    }
+
+    /// The multi-row INSERT of bets must not need a statement journal: it has no function call
+    /// (one would bring the journal back) and no constraint that aborts (`OR FAIL`), as read from
+    /// its program (`EXPLAIN`; `OE_Abort` is 2).
+    #[test]
+    fn bet_inserts_run_without_a_statement_journal() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrations().to_latest(&mut conn).unwrap();
+        for text in INSERT_BETS.iter() {
+            // Explained with its parameters unbound (`raw_query` does not insist on them).
+            let mut explain = conn.prepare(&format!("EXPLAIN {text}")).unwrap();
+            let mut rows = explain.raw_query();
+            let mut program: Vec<(String, i64)> = Vec::new();
+            while let Some(row) = rows.next().unwrap() {
+                program.push((row.get("opcode").unwrap(), row.get("p2").unwrap()));
+            }
+            assert!(program.iter().any(|(op, _)| op == "Insert"), "not an insert program: {program:?}");
+            for (op, p2) in &program {
+                assert!(op != "Function" && op != "PureFunc", "a function call in the bets INSERT: {op}");
+                if op == "Halt" || op == "HaltIfNull" {
+                    assert_ne!(*p2, 2, "a constraint of the bets INSERT aborts: {op}");
+                }
+            }
+        }
     }
 
     /// Before migration 0007 every bet also had a row in `rounds`, dropped only by the retention.
