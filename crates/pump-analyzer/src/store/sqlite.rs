@@ -11,9 +11,10 @@
 //! frames to the log (WAL) through the operating system, so an acknowledged bet survives
 //! `kill -9` or a crash of the server (SPEC §3.1). By default (`background`) the
 //! writer then answers at once and a second thread, `syncer`, syncs the log to disk soon after
-//! (at most every 2 ms), so a power cut can take only the last few milliseconds of answers. With `full`, small groups
-//! sync in their COMMIT and large ones (batches) leave the sync to the syncer, which answers them
-//! once it returns while the writer goes on with the next group.
+//! (its syncs start at most every 2 ms), so a power cut can take only the last few milliseconds
+//! of answers. With `full`, small groups sync in their COMMIT and large ones (batches) leave the
+//! sync to the syncer, which answers them once it returns while the writer goes on with the next
+//! group.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -1426,7 +1427,7 @@ mod tests {
         let results = [0.0, 1.0, 1.005, 1.015, 2.675, 1066.73, 1066.735, 3_203_384.8, 0.004_999, 4.5e13];
         for (i, result) in results.iter().enumerate() {
             conn.execute(
-                "INSERT OR FAIL INTO bets (stream_pk, antebot_bet_id, received_at, nonce, amount, payout, payout_multiplier,
+                "INSERT INTO bets (stream_pk, antebot_bet_id, received_at, nonce, amount, payout, payout_multiplier,
                                    difficulty, round_result) VALUES (1, ?1, 0, ?2, 1, 0, 0, 'easy', ?3)",
                 params![format!("b{i}"), i as i64, result],
             )
