@@ -63,14 +63,36 @@ impl DatabaseUrl {
     }
 }
 
-fn mask_url_password(url: &str) -> String {
-    // scheme://user:password@host → scheme://user:****@host
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_string() };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:****@{host}"),
-        None => url.to_string(),
-    }
+/// A URL with every credential it can carry masked (SPEC §2.7): the password of its user-info
+/// (`scheme://user:****@host`, up to the *last* `@`, since a password may itself hold `@` or `/`)
+/// and the value of any `password=` query parameter.
+pub fn mask_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return mask_query_passwords(url) };
+    // The query starts at the first '?' after the user-info.
+    let info_end = rest.rfind('@').map_or(0, |at| at + 1);
+    let query_start = rest[info_end..].find('?').map_or(rest.len(), |q| info_end + q);
+    let (before_query, query) = rest.split_at(query_start);
+    let before_query = match before_query.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:****@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => before_query.to_string(),
+    };
+    format!("{scheme}://{before_query}{}", mask_query_passwords(query))
+}
+
+/// `password=…` (and `sslpassword=…`) query parameters with their values masked.
+fn mask_query_passwords(tail: &str) -> String {
+    let Some((path, query)) = tail.split_once('?') else { return tail.to_string() };
+    let masked: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if name.to_ascii_lowercase().ends_with("password") => format!("{name}=****"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{path}?{}", masked.join("&"))
 }
 
 /// `SESSION_COOKIE_SECURE`.
@@ -132,6 +154,10 @@ pub struct Settings {
     pub log_file: Option<PathBuf>,
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
+    /// Live (SSE) subscribers held at once; beyond it 503 (SPEC §2.7).
+    pub sse_max_clients: usize,
+    /// Connections open at once; unset: what the open-file limit leaves after a reserve.
+    pub max_connections: Option<usize>,
 }
 
 /// A configuration error: which variable, and what is wrong with it.
@@ -181,6 +207,8 @@ pub const VARIABLES: &[&str] = &[
     "LOG_FILE",
     "TLS_CERT_FILE",
     "TLS_KEY_FILE",
+    "SSE_MAX_CLIENTS",
+    "MAX_CONNECTIONS",
 ];
 
 impl Settings {
@@ -304,6 +332,11 @@ impl Settings {
                 message: "TLS_CERT_FILE and TLS_KEY_FILE must be set together".into(),
             });
         }
+        let sse_max_clients = parse_positive(get("SSE_MAX_CLIENTS"), "SSE_MAX_CLIENTS", 1000)? as usize;
+        let max_connections = match get("MAX_CONNECTIONS") {
+            None => None,
+            Some(raw) => Some(parse_positive(Some(raw), "MAX_CONNECTIONS", 0)? as usize),
+        };
         Ok(Self {
             host,
             port,
@@ -327,6 +360,8 @@ impl Settings {
             log_file,
             tls_cert_file,
             tls_key_file,
+            sse_max_clients,
+            max_connections,
         })
     }
 
@@ -385,6 +420,11 @@ impl Settings {
             ("LOG_FILE", opt_path(&self.log_file)),
             ("TLS_CERT_FILE", opt_path(&self.tls_cert_file)),
             ("TLS_KEY_FILE", opt_path(&self.tls_key_file)),
+            ("SSE_MAX_CLIENTS", self.sse_max_clients.to_string()),
+            (
+                "MAX_CONNECTIONS",
+                self.max_connections.map_or_else(|| "(unset: from the open-file limit)".into(), |n| n.to_string()),
+            ),
         ];
         lines.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
     }
@@ -642,6 +682,33 @@ mod tests {
             assert!(!text.contains("supersecrettoken"));
             assert!(!text.contains("hunter2hunter2"));
             assert!(!text.contains("pw123"));
+        }
+    }
+
+    #[test]
+    fn every_credential_a_url_can_carry_is_masked() {
+        let cases = [
+            ("postgres://u:p@ss:w0rd@host:5432/db", "postgres://u:****@host:5432/db"),
+            ("postgres://u:a/b?c@host/db?sslmode=require", "postgres://u:****@host/db?sslmode=require"),
+            (
+                "postgres://u@host/db?password=s3cret&sslmode=require",
+                "postgres://u@host/db?password=****&sslmode=require",
+            ),
+            ("postgresql://host/db?sslpassword=k3y", "postgresql://host/db?sslpassword=****"),
+            ("rediss://:r3dis@cache:6380/0", "rediss://:****@cache:6380/0"),
+            ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+        ];
+        for (url, masked) in cases {
+            assert_eq!(mask_url_password(url), masked, "{url}");
+        }
+        let s = parse(&[
+            ("DATABASE_URL", "postgres://u:p@ss:w0rd@host/db?password=other-secret"),
+            ("REDIS_URL", "redis://:r3dis-pw@cache:6379"),
+        ])
+        .unwrap();
+        let described = s.describe();
+        for secret in ["p@ss", "ss:w0rd", "w0rd", "other-secret", "r3dis-pw"] {
+            assert!(!described.contains(secret), "{secret} leaks in:\n{described}");
         }
     }
 

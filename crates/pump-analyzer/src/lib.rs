@@ -53,6 +53,7 @@ impl std::error::Error for StartError {}
 /// A built application: database open and migrated, socket bound, not yet serving.
 pub struct Application {
     listener: TcpListener,
+    connections: serve::ConnectionSlots,
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     address: SocketAddr,
     state: AppState,
@@ -103,6 +104,11 @@ impl Application {
         };
         let tokens = Arc::new(IngestTokens::new(settings.ingest_tokens.expose()));
         let sessions = Arc::new(session::Sessions::new(&secret, &settings));
+        let open_files = serve::raise_open_file_limit();
+        let connections = serve::ConnectionSlots::new(
+            settings.max_connections.unwrap_or_else(|| serve::default_max_connections(open_files)),
+        );
+        let sse_slots = Arc::new(tokio::sync::Semaphore::new(settings.sse_max_clients));
         let state = AppState::new(http::SharedState {
             settings: Arc::new(settings),
             store,
@@ -114,8 +120,10 @@ impl Application {
             login,
             metrics: Arc::default(),
             closing: Arc::new(tokio::sync::watch::channel(false).0),
+            sse_slots,
+            connections: connections.clone(),
         });
-        Ok(Self { listener, tls, address, state, secret_source })
+        Ok(Self { listener, connections, tls, address, state, secret_source })
     }
 
     /// The address actually bound.
@@ -166,8 +174,10 @@ impl Application {
             closing.send_replace(true);
         };
         match self.tls {
-            Some(config) => serve::serve(tls::TlsListener::new(self.listener, config)?, app, shutdown).await,
-            None => serve::serve(self.listener, app, shutdown).await,
+            Some(config) => {
+                serve::serve(tls::TlsListener::new(self.listener, config)?, app, self.connections, shutdown).await
+            }
+            None => serve::serve(self.listener, app, self.connections, shutdown).await,
         }
     }
 }

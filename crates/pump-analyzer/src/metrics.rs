@@ -39,6 +39,8 @@ pub struct Metrics {
 /// Gauges read at scrape time.
 pub struct Gauges {
     pub sse_clients: usize,
+    /// HTTP connections open, and the most that may be.
+    pub connections: (usize, usize),
     pub runs_in_progress: usize,
     pub sessions_active: i64,
     /// The SQLite writer's commit counters.
@@ -103,6 +105,10 @@ impl Metrics {
         };
         let sse = gauges.sse_clients.to_string();
         metric(&mut out, "gauge", "pump_sse_clients", "Server-Sent Events connections open.", sse);
+        let open = gauges.connections.0.to_string();
+        metric(&mut out, "gauge", "pump_http_connections", "HTTP connections open.", open);
+        let max = gauges.connections.1.to_string();
+        metric(&mut out, "gauge", "pump_http_connections_max", "HTTP connections that may be open at once.", max);
         let runs = gauges.runs_in_progress.to_string();
         metric(&mut out, "gauge", "pump_runs_in_progress", "Run scans running or queued.", runs);
         let sessions = gauges.sessions_active.to_string();
@@ -137,6 +143,7 @@ mod tests {
         m.record_ingest("rate_limited", Duration::from_millis(30));
         let text = m.render(&Gauges {
             sse_clients: 2,
+            connections: (3, 100),
             runs_in_progress: 0,
             sessions_active: 3,
             commits: Some(CommitCounts {

@@ -22,6 +22,8 @@ pub enum AppError {
     Forbidden(String),
     /// 404: no such resource.
     NotFound(String),
+    /// 408: the client stopped sending its body (SPEC §2.7).
+    RequestTimeout(String),
     /// 409: the request conflicts with the current state (duplicate run id, cancelled run).
     Conflict(String),
     /// 413: body over the size limit, or a range over `MAX_NONCES`.
@@ -67,6 +69,13 @@ impl IntoResponse for AppError {
             AppError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, body("UNAUTHORIZED", m, None, None)),
             AppError::Forbidden(m) => (StatusCode::FORBIDDEN, body("FORBIDDEN", m, None, None)),
             AppError::NotFound(m) => (StatusCode::NOT_FOUND, body("NOT_FOUND", m, None, None)),
+            AppError::RequestTimeout(m) => {
+                let mut response =
+                    (StatusCode::REQUEST_TIMEOUT, Json(body("REQUEST_TIMEOUT", m, None, None))).into_response();
+                // The rest of the body may still be on its way: the connection cannot be reused.
+                response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+                return response;
+            }
             AppError::Conflict(m) => (StatusCode::CONFLICT, body("CONFLICT", m, None, None)),
             AppError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, body("PAYLOAD_TOO_LARGE", m, None, None)),
             AppError::MisdirectedHost(m) => (StatusCode::MISDIRECTED_REQUEST, body("HOST_NOT_ALLOWED", m, None, None)),

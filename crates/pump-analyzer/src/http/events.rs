@@ -84,6 +84,13 @@ async fn open(
 ) -> Result<Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>> {
     // Baseline first, then subscribe, then catch up from the baseline: nothing committed in
     // between is missed, and ids at or below the last sent one are dropped (no duplicates).
+    // SPEC §2.7: subscribers are capped, each holding its permit until its connection ends.
+    let Ok(permit) = state.sse_slots.clone().try_acquire_owned() else {
+        let max = state.settings.sse_max_clients;
+        return Err(AppError::ServiceUnavailable(format!(
+            "Too many live connections: {max} are open (SSE_MAX_CLIENTS={max}); close some tabs or retry later"
+        )));
+    };
     let baseline = match resume {
         Some(id) => id,
         None => state.store.last_bet_id().await?,
@@ -97,6 +104,7 @@ async fn open(
             _ = connection.run() => {}
             _ = closing.wait_for(|c| *c) => {}
         }
+        drop(permit);
     });
     let stream = futures_util::stream::unfold(out, |mut out| async move {
         out.recv().await.map(|event| (Ok::<_, Infallible>(event), out))

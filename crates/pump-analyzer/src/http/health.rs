@@ -18,7 +18,8 @@ pub fn router() -> Router<AppState> {
 /// Prometheus text exposition of the ingest counters and the live gauges.
 async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse> {
     let gauges = Gauges {
-        sse_clients: state.hub.subscribers(),
+        sse_clients: state.sse_clients(),
+        connections: (state.connections.open(), state.connections.max()),
         runs_in_progress: state.runs.in_progress(),
         sessions_active: state.store.count_sessions().await?,
         commits: state.store.commit_stats().map(|stats| stats.read()),

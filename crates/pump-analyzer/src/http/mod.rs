@@ -73,6 +73,17 @@ pub struct SharedState {
     pub login: Option<Arc<crate::session::login::Login>>,
     /// Turns `true` when the server shuts down, so long-lived responses (SSE) end.
     pub closing: Arc<tokio::sync::watch::Sender<bool>>,
+    /// One permit per live (SSE) subscriber, `SSE_MAX_CLIENTS` in all.
+    pub sse_slots: Arc<tokio::sync::Semaphore>,
+    /// Open HTTP connections and their cap.
+    pub connections: crate::serve::ConnectionSlots,
+}
+
+impl SharedState {
+    /// Live (SSE) subscribers connected now.
+    pub fn sse_clients(&self) -> usize {
+        self.settings.sse_max_clients - self.sse_slots.available_permits()
+    }
 }
 
 /// The whole application router with its layers, outermost first:

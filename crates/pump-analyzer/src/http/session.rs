@@ -152,7 +152,9 @@ async fn login(State(state): State<AppState>, request: Request) -> Response {
             "No DASHBOARD_PASSWORD is set; there is nothing to log in to",
         );
     };
-    let Ok(gate) = login.peek(ip).await else { return login_limiter_unavailable() };
+    // The attempt is counted before the password is checked, so that simultaneous guesses cannot
+    // all pass the gate before any of them is counted (SPEC §2.4); a success gives it back.
+    let Ok(gate) = login.attempts.check(ip).await else { return login_limiter_unavailable() };
     if !gate.allowed {
         crate::security::audit::event(429, "too many login attempts", ip, "/api/session/login");
         let mut response =
@@ -160,27 +162,34 @@ async fn login(State(state): State<AppState>, request: Request) -> Response {
         write_rate_limit(response.headers_mut(), &gate, 60);
         return response;
     }
-    let body = match crate::http::extract::read_limited(request.into_body()).await {
-        Ok(body) => body,
-        Err(e) => return e.into_response(),
+    let password = match read_password(request).await {
+        Ok(password) => password,
+        Err(response) => {
+            // Not a guess at the password: the attempt does not count.
+            let _ = login.attempts.refund(ip).await;
+            return response;
+        }
     };
-    let fields = match json_object(&body) {
-        Ok(fields) => fields,
-        Err(message) => return bad_request(message),
-    };
-    let Some(Value::String(password)) = fields.get("password").cloned() else {
-        return bad_request("password is required");
-    };
-    let checker = login.clone();
-    let ok = tokio::task::spawn_blocking(move || checker.verify(&password)).await.unwrap_or(false);
-    if !ok {
-        let Ok(decision) = login.attempts.check(ip).await else { return login_limiter_unavailable() };
+    if !login.verify(password).await {
         crate::security::audit::event(401, "wrong dashboard password", ip, "/api/session/login");
         let mut response = refusal(StatusCode::UNAUTHORIZED, "LOGIN_FAILED", "Wrong password");
-        write_rate_limit(response.headers_mut(), &decision, 60);
+        write_rate_limit(response.headers_mut(), &gate, 60);
         return response;
     }
+    if login.attempts.refund(ip).await.is_err() {
+        tracing::warn!("could not give back a successful login attempt (Redis unreachable)");
+    }
     rotate(&state, &session, true, over_https).await.unwrap_or_else(|r| r)
+}
+
+/// The `password` field of a login body, or the 4xx that says what is wrong with the body.
+async fn read_password(request: Request) -> Result<String, Response> {
+    let body = crate::http::extract::read_limited(request.into_body()).await.map_err(IntoResponse::into_response)?;
+    let fields = json_object(&body).map_err(bad_request)?;
+    match fields.get("password") {
+        Some(Value::String(password)) => Ok(password.clone()),
+        _ => Err(bad_request("password is required")),
+    }
 }
 
 /// Failed logins cannot be counted (Redis unreachable): refuse rather than allow unlimited guesses.

@@ -39,6 +39,20 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The key under which `ip` is rate-limited (SPEC §2.4): the whole loopback range (127.0.0.0/8,
+/// `::1`) is one client, since any local program can bind any of its addresses, and an IPv6
+/// client is its /64, which one subscriber usually holds whole.
+pub fn limit_key(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        ip if ip.is_loopback() => IpAddr::from([127, 0, 0, 1]),
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
+}
+
 /// Decides the client IP from the socket peer and the `X-Forwarded-For` values.
 pub fn resolve(peer: IpAddr, forwarded_for: &[&str], proxies: &[IpNet]) -> IpAddr {
     let peer = canonical(peer);
@@ -107,6 +121,17 @@ mod tests {
         assert_eq!(resolve(ip("203.0.113.9"), &["1.2.3.4"], &[]), ip("203.0.113.9"));
         let proxies = vec!["10.0.0.0/8".parse().unwrap()];
         assert_eq!(resolve(ip("203.0.113.9"), &["1.2.3.4"], &proxies), ip("203.0.113.9"));
+    }
+
+    #[test]
+    fn loopback_addresses_are_one_client_and_ipv6_clients_their_64() {
+        for local in ["127.0.0.1", "127.0.0.2", "127.255.0.9", "::1", "::ffff:127.0.0.3"] {
+            assert_eq!(limit_key(ip(local)), ip("127.0.0.1"), "{local}");
+        }
+        assert_eq!(limit_key(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(limit_key(ip("2001:db8:1:2:ffff:1:2:3")), ip("2001:db8:1:2::"));
+        assert_ne!(limit_key(ip("2001:db8:1:3::1")), ip("2001:db8:1:2::"));
+        assert_eq!(limit_key(ip("203.0.113.9")), ip("203.0.113.9"));
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! CORS (SPEC §2.5): origins from `API_CORS_ORIGINS` plus the server's own origin, the headers the
-//! dashboard and bots need, rate-limit headers exposed, credentials allowed, preflight cached 600 s.
+//! dashboard and bots need, rate-limit headers exposed, preflight cached 600 s. Credentials are
+//! never allowed: an origin on the list uses the public API like any script, but cannot ride the
+//! user's dashboard session or read its CSRF token; the dashboard itself is same-origin and needs
+//! no CORS at all.
 //! A request from any other origin gets no CORS headers and a `CORS` log line.
 
 use std::sync::Arc;
@@ -53,7 +56,6 @@ pub fn layer(settings: Arc<Settings>) -> CorsLayer {
             HeaderName::from_static("ratelimit"),
             HeaderName::from_static("ratelimit-policy"),
         ])
-        .allow_credentials(true)
         .max_age(Duration::from_secs(600))
 }
 

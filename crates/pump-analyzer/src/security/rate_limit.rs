@@ -106,6 +106,17 @@ impl RateLimiter {
         self.decide(key, false)
     }
 
+    /// Takes back the most recent request counted for `key` (a login attempt that succeeded).
+    pub fn refund(&self, key: IpAddr) {
+        let mut shard = self.shard(&key).lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(log) = shard.get_mut(&key) {
+            log.pop_back();
+            if log.is_empty() {
+                shard.remove(&key);
+            }
+        }
+    }
+
     fn decide(&self, key: IpAddr, consume: bool) -> Decision {
         let now = self.now_ms();
         let window_ms = self.window.as_millis() as u64;
@@ -230,6 +241,19 @@ mod tests {
         assert_eq!(limiter.peek(ip(7)).remaining, 1);
         assert!(limiter.check(ip(7)).allowed);
         assert!(!limiter.peek(ip(7)).allowed);
+    }
+
+    #[test]
+    fn a_refund_gives_the_slot_back() {
+        let limiter = RateLimiter::new(2, Duration::from_secs(60), 1000);
+        assert!(limiter.check(ip(3)).allowed);
+        assert!(limiter.check(ip(3)).allowed);
+        limiter.refund(ip(3));
+        assert_eq!(limiter.peek(ip(3)).remaining, 1);
+        assert!(limiter.check(ip(3)).allowed);
+        assert!(!limiter.check(ip(3)).allowed);
+        limiter.refund(ip(9));
+        assert!(limiter.peek(ip(9)).allowed, "refunding an unknown key changes nothing");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::aio::ConnectionManager;
 
+use super::client_ip::limit_key;
 use super::rate_limit::{Decision, RateLimiter};
 
 /// Longest a limit check may wait for Redis before the request is refused with a 503.
@@ -68,6 +69,7 @@ impl Limiter {
 
     /// Counts a request from `ip` if the window has room.
     pub async fn check(&self, ip: IpAddr) -> Result<Decision, LimiterUnavailable> {
+        let ip = limit_key(ip);
         match self {
             Limiter::Local(l) => Ok(l.check(ip)),
             Limiter::Redis(r) => r.decide(ip, true).await,
@@ -76,9 +78,22 @@ impl Limiter {
 
     /// The state for `ip` without counting a request.
     pub async fn peek(&self, ip: IpAddr) -> Result<Decision, LimiterUnavailable> {
+        let ip = limit_key(ip);
         match self {
             Limiter::Local(l) => Ok(l.peek(ip)),
             Limiter::Redis(r) => r.decide(ip, false).await,
+        }
+    }
+
+    /// Takes back the most recent request counted for `ip`.
+    pub async fn refund(&self, ip: IpAddr) -> Result<(), LimiterUnavailable> {
+        let ip = limit_key(ip);
+        match self {
+            Limiter::Local(l) => {
+                l.refund(ip);
+                Ok(())
+            }
+            Limiter::Redis(r) => r.refund(ip).await,
         }
     }
 
@@ -144,8 +159,23 @@ impl RedisLimiter {
         }
     }
 
+    fn key(&self, ip: IpAddr) -> String {
+        format!("{}{}:{ip}", self.prefix, self.scope)
+    }
+
+    /// Removes the latest entry of `ip`'s log.
+    async fn refund(&self, ip: IpAddr) -> Result<(), LimiterUnavailable> {
+        let mut connection = self.connection.clone();
+        let command = redis::cmd("ZPOPMAX").arg(self.key(ip)).clone();
+        tokio::time::timeout(REDIS_TIMEOUT, command.query_async::<redis::Value>(&mut connection))
+            .await
+            .map_err(|_| LimiterUnavailable("Redis did not answer in time".into()))?
+            .map_err(|e| LimiterUnavailable(format!("Redis: {e}")))?;
+        Ok(())
+    }
+
     async fn decide(&self, ip: IpAddr, consume: bool) -> Result<Decision, LimiterUnavailable> {
-        let key = format!("{}{}:{ip}", self.prefix, self.scope);
+        let key = self.key(ip);
         let member = format!("{}-{}", self.instance, self.sequence.fetch_add(1, Ordering::Relaxed));
         let window_ms = self.window.as_millis() as u64;
         let mut connection = self.connection.clone();

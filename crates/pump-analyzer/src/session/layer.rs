@@ -9,7 +9,8 @@
 //!    JSON field `csrf_token` (403 `CSRF_INVALID`). A browser write without a session (it carries
 //!    `Origin` / `Sec-Fetch-Site`), and any cookie-less write to `/api/*`, is 401
 //!    `SESSION_REQUIRED`. Cookie-less machine clients (no `Origin`: scripts, bots, curl) are served
-//!    — with `DASHBOARD_PASSWORD` set only when they present a valid `X-Ingest-Token`.
+//!    — unless `DASHBOARD_PASSWORD` is set: then every write needs a logged-in session, and the
+//!    ingest token authorises `/live/ingest` alone.
 //!    `POST /api/session/validate-csrf` is the checker and is exempt from the check.
 //! 4. `/api/*` and dashboard pages create a session when there is none; on `/api/*` a dead
 //!    session is a 401 `SESSION_EXPIRED` (the cookie is cleared so the next page load starts
@@ -23,7 +24,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, Method, StatusCode, header};
+use http::{Method, StatusCode, header};
 use serde_json::{Value, json};
 
 use super::{Sessions, cookie_value, csrf_matches};
@@ -84,7 +85,10 @@ async fn lookup(state: &AppState, sessions: &Sessions, cookie: Option<String>) -
     let Some(value) = cookie else { return Ok(Lookup::Missing) };
     let Some(hash) = sessions.verify_cookie(&value) else { return Ok(Lookup::Dead) };
     match state.store.session(hash.clone()).await {
-        Ok(Some(record)) if sessions.timing(&record, now()).is_active => Ok(Lookup::Live(record)),
+        Ok(Some(record)) if sessions.timing(&record, now()).is_active => {
+            sessions.unclaimed.claimed(&hash);
+            Ok(Lookup::Live(record))
+        }
         Ok(Some(_)) => {
             let _ = state.store.delete_session(hash).await;
             Ok(Lookup::Dead)
@@ -185,23 +189,20 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
             // Browsers mark every POST/PUT/PATCH/DELETE with Origin (and Sec-Fetch-Site); scripts,
             // bots and the CLI send neither.
             let from_browser = headers.contains_key(header::ORIGIN) || headers.contains_key("sec-fetch-site");
-            let token_ok = state.tokens.required()
-                && state.tokens.check(headers.get("x-ingest-token").map(HeaderValue::as_bytes)).is_ok();
-            if token_ok {
-                // A machine client authenticated by the ingest token: no browser, no CSRF.
-                return pages::layer(request, next).await;
-            }
             if !from_browser && !api {
                 // SPEC §5 checks CSRF on writes made with a session cookie. A cookie-less
                 // non-browser client cannot be the victim of a forged request (a forged request
                 // comes from a browser, which always sends Origin), so it is served as before,
-                // unless a dashboard password protects everything.
+                // unless a dashboard password protects everything. The ingest token does not
+                // open this door: it sits in plain text in the bot's script and authorises
+                // `/live/ingest` alone (SPEC §5).
                 if state.login.is_some() {
-                    audit::event(401, "write without login or ingest token", ip, &path);
+                    audit::event(401, "write without login", ip, &path);
                     return refusal(
                         StatusCode::UNAUTHORIZED,
                         "LOGIN_REQUIRED",
-                        "DASHBOARD_PASSWORD is set: log in, or send a valid X-Ingest-Token",
+                        "DASHBOARD_PASSWORD is set: log in first (POST /api/session/login); \
+                         the ingest token authorises /live/ingest only",
                     );
                 }
                 return pages::layer(request, next).await;
@@ -216,6 +217,11 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
         }
         _ if api || page || checker => {
             let (cookie, record) = sessions.mint(now());
+            for evicted in sessions.unclaimed.minted(ip, &record.secret_hash) {
+                if let Err(e) = state.store.delete_session(evicted).await {
+                    return crate::http::error::AppError::from(e).into_response();
+                }
+            }
             if let Err(e) = state.store.create_session(record.clone()).await {
                 return crate::http::error::AppError::from(e).into_response();
             }

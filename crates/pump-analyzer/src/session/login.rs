@@ -1,14 +1,14 @@
 //! Optional dashboard login (`DASHBOARD_PASSWORD`): the password is kept only as an Argon2id hash
 //! in memory, compared on the blocking pool, and failed attempts are limited per client IP.
 
-use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use argon2::Argon2;
 use subtle::ConstantTimeEq;
 
-use crate::security::rate_limit::{Decision, RateLimiter};
-use crate::security::shared_limit::{Limiter, LimiterUnavailable};
+use crate::security::rate_limit::RateLimiter;
+use crate::security::shared_limit::Limiter;
 
 /// Failed login attempts allowed per client IP per minute.
 pub const ATTEMPTS_PER_MINUTE: u32 = 5;
@@ -16,6 +16,9 @@ pub const ATTEMPTS_PER_MINUTE: u32 = 5;
 pub struct Login {
     salt: [u8; 16],
     hash: [u8; 32],
+    /// One password check per core at most: each takes ~19 MiB and a core for ~10 ms, and a
+    /// burst of logins must queue rather than take the machine's memory (SPEC §2.4).
+    checks: tokio::sync::Semaphore,
     /// Failed attempts per client IP: in process, or in Redis shared by every instance.
     pub attempts: Limiter,
 }
@@ -37,17 +40,21 @@ impl Login {
             Some(redis) => Limiter::Redis(redis.sibling("login", ATTEMPTS_PER_MINUTE, window)),
             None => Limiter::Local(RateLimiter::new(ATTEMPTS_PER_MINUTE, window, 100_000)),
         };
-        Self { hash: derive(password.as_bytes(), &salt), salt, attempts }
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self { hash: derive(password.as_bytes(), &salt), salt, attempts, checks: tokio::sync::Semaphore::new(cores) }
     }
 
-    /// Compares a candidate password (slow by design: call it off the async executor).
-    pub fn verify(&self, candidate: &str) -> bool {
+    /// Compares a candidate password (slow by design: runs on the blocking pool, at most one
+    /// check per core at a time).
+    pub async fn verify(self: &Arc<Self>, candidate: String) -> bool {
+        let Ok(_permit) = self.checks.acquire().await else { return false };
+        let login = self.clone();
+        tokio::task::spawn_blocking(move || login.matches(&candidate)).await.unwrap_or(false)
+    }
+
+    /// The comparison itself.
+    pub fn matches(&self, candidate: &str) -> bool {
         bool::from(derive(candidate.as_bytes(), &self.salt).ct_eq(&self.hash))
-    }
-
-    /// Whether `ip` may try again now (a failed attempt uses one slot).
-    pub async fn peek(&self, ip: IpAddr) -> Result<Decision, LimiterUnavailable> {
-        self.attempts.peek(ip).await
     }
 
     /// Paths reachable without logging in.
@@ -63,8 +70,8 @@ mod tests {
     #[test]
     fn only_the_right_password_verifies() {
         let login = Login::new("correct horse", None);
-        assert!(login.verify("correct horse"));
-        assert!(!login.verify("correct horse "));
-        assert!(!login.verify(""));
+        assert!(login.matches("correct horse"));
+        assert!(!login.matches("correct horse "));
+        assert!(!login.matches(""));
     }
 }

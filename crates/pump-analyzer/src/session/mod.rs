@@ -10,6 +10,9 @@
 pub mod layer;
 pub mod login;
 
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+
 use http::HeaderValue;
 use pump_engine::hmac::KeyedHmac;
 use serde_json::{Value, json};
@@ -24,8 +27,77 @@ pub const COOKIE: &str = "pump_session";
 /// Bytes of randomness in a cookie secret and in a CSRF token.
 const SECRET_BYTES: usize = 32;
 
+/// Sessions minted for a client that has not yet presented one back, at most this many per
+/// client address (SPEC §5: a flood of cookie-less requests stores at most a few hundred).
+pub const UNCLAIMED_PER_CLIENT: usize = 200;
+/// Client addresses followed at once; past it the longest-followed is forgotten (its sessions
+/// then simply expire).
+const UNCLAIMED_CLIENTS: usize = 10_000;
+
+/// Follows the sessions each client address was given but never sent back. A browser sends its
+/// cookie with its very next request, so a real user's session is claimed at once; a flood of
+/// cookie-less requests (scripts, a hostile page's `fetch` without credentials) never claims
+/// any, and its oldest sessions are evicted as it makes new ones. Sessions in use are never
+/// evicted, even when the flood comes from the user's own browser and address.
+#[derive(Default)]
+pub struct Unclaimed {
+    inner: std::sync::Mutex<UnclaimedInner>,
+}
+
+#[derive(Default)]
+struct UnclaimedInner {
+    /// Per client (its rate-limit key): secret hashes in minting order. Claimed ones are left in
+    /// place and skipped when they reach the front.
+    order: HashMap<IpAddr, VecDeque<String>>,
+    /// Unclaimed secret hash → its client.
+    owner: HashMap<String, IpAddr>,
+    /// Clients in the order they were first followed.
+    clients: VecDeque<IpAddr>,
+}
+
+impl Unclaimed {
+    /// Records a session minted for `client`; returns the sessions to delete to keep that client
+    /// within [`UNCLAIMED_PER_CLIENT`] unclaimed ones.
+    pub fn minted(&self, client: IpAddr, secret_hash: &str) -> Vec<String> {
+        let client = crate::security::client_ip::limit_key(client);
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let inner = &mut *inner;
+        if !inner.order.contains_key(&client) {
+            if inner.clients.len() >= UNCLAIMED_CLIENTS
+                && let Some(oldest) = inner.clients.pop_front()
+                && let Some(hashes) = inner.order.remove(&oldest)
+            {
+                for hash in hashes {
+                    inner.owner.remove(&hash);
+                }
+            }
+            inner.clients.push_back(client);
+        }
+        let queue = inner.order.entry(client).or_default();
+        queue.push_back(secret_hash.to_string());
+        inner.owner.insert(secret_hash.to_string(), client);
+        let mut evicted = Vec::new();
+        while queue.len() > UNCLAIMED_PER_CLIENT {
+            if let Some(hash) = queue.pop_front()
+                && inner.owner.remove(&hash).is_some()
+            {
+                evicted.push(hash);
+            }
+        }
+        evicted
+    }
+
+    /// A session came back with its cookie: it is in use and is never evicted.
+    pub fn claimed(&self, secret_hash: &str) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.owner.remove(secret_hash);
+    }
+}
+
 /// Session policy and the cookie key.
 pub struct Sessions {
+    /// Minted sessions not yet presented back, per client address.
+    pub unclaimed: Unclaimed,
     key: KeyedHmac,
     /// Idle timeout, microseconds.
     pub timeout: i64,
@@ -49,6 +121,7 @@ fn sha256_hex(data: &str) -> String {
 impl Sessions {
     pub fn new(secret_key: &str, settings: &Settings) -> Self {
         Self {
+            unclaimed: Unclaimed::default(),
             key: KeyedHmac::new(secret_key.as_bytes()),
             timeout: settings.session_timeout as i64 * 1_000_000,
             max_lifetime: settings.session_max_lifetime as i64 * 1_000_000,
@@ -214,6 +287,26 @@ mod tests {
         assert!(!csrf_matches("abc", "abd"));
         assert!(!csrf_matches("abc", ""));
         assert!(!csrf_matches("abc", "abcd"));
+    }
+
+    #[test]
+    fn a_client_keeps_at_most_its_cap_of_unclaimed_sessions_and_claimed_ones_are_never_evicted() {
+        let unclaimed = Unclaimed::default();
+        let client: IpAddr = "127.0.0.5".parse().unwrap();
+        assert!(unclaimed.minted(client, "in-use").is_empty());
+        unclaimed.claimed("in-use");
+        let mut evicted = Vec::new();
+        for n in 0..1000 {
+            evicted.extend(unclaimed.minted(client, &format!("flood-{n}")));
+        }
+        assert_eq!(evicted.len(), 1000 - UNCLAIMED_PER_CLIENT, "200 unclaimed are kept");
+        assert!(!evicted.contains(&"in-use".to_string()));
+        assert_eq!(evicted[0], "flood-0", "oldest first");
+        // 127.0.0.9 is the same client as 127.0.0.5.
+        let more = unclaimed.minted("127.0.0.9".parse().unwrap(), "flood-1000");
+        assert_eq!(more.len(), 1);
+        let other = unclaimed.minted("203.0.113.1".parse().unwrap(), "elsewhere");
+        assert!(other.is_empty(), "another client is not affected");
     }
 
     #[test]

@@ -61,9 +61,34 @@ const READERS: usize = 4;
 
 /// The write-ahead log of the database at `path`.
 fn wal_path(path: &Path) -> std::path::PathBuf {
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    wal.into()
+    with_suffix(path, "-wal")
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
+}
+
+/// The database holds the secret key and every session's CSRF token: it (and its -wal/-shm,
+/// which SQLite creates with the database's own mode) is readable by its owner only (SPEC §2.7).
+/// A missing file is created 0600 before SQLite opens it; an existing one is tightened.
+fn restrict_to_owner(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let denied =
+        |e: std::io::Error| StoreError::Unavailable(format!("cannot restrict {} to its owner: {e}", path.display()));
+    if !path.exists() {
+        std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path).map_err(denied)?;
+    }
+    for file in [path.to_path_buf(), wal_path(path), with_suffix(path, "-shm")] {
+        match std::fs::metadata(&file) {
+            Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(denied)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// One queued write: `run` may be called again after a rollback; `finish` answers the caller.
@@ -209,9 +234,40 @@ struct StreamEntry {
 
 pub struct SqliteStore {
     jobs: mpsc::Sender<Job>,
-    readers: Mutex<Vec<Connection>>,
-    reader_slots: tokio::sync::Semaphore,
+    readers: Arc<ReaderPool>,
     stats: Arc<CommitStats>,
+}
+
+/// The read connections and one permit per connection. A permit is held for exactly as long as a
+/// connection is out of the pool, so a caller that holds one always finds a connection.
+struct ReaderPool {
+    idle: Mutex<Vec<Connection>>,
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// A read connection out of the pool, with its permit. Dropping it, on the blocking thread after
+/// the read, puts the connection back before the permit is released, whatever happened to the
+/// request that asked for it: cancelled (the blocking task still runs to its end) or panicked
+/// (the guard drops during unwinding). Returning it after an `.await` in the request's future
+/// would lose it whenever that future is dropped (SPEC §2.7).
+struct ReaderGuard {
+    pool: Arc<ReaderPool>,
+    conn: Option<Connection>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl ReaderGuard {
+    fn conn(&self) -> &Connection {
+        self.conn.as_ref().expect("a reader guard holds its connection until dropped")
+    }
+}
+
+impl Drop for ReaderGuard {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+        }
+    }
 }
 
 fn configure(conn: &Connection) -> Result<(), StoreError> {
@@ -241,6 +297,7 @@ impl SqliteStore {
             std::fs::create_dir_all(parent)
                 .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", parent.display())))?;
         }
+        restrict_to_owner(path)?;
         alloc::install();
         // The writer alone goes through the WAL-buffering VFS (see `wal_buffer`); readers never
         // write to the WAL.
@@ -300,7 +357,9 @@ impl SqliteStore {
             .name("sqlite-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| StoreError::Internal(format!("cannot start the writer thread: {e}")))?;
-        Ok(Self { jobs: tx, readers: Mutex::new(readers), reader_slots: tokio::sync::Semaphore::new(READERS), stats })
+        let readers =
+            Arc::new(ReaderPool { idle: Mutex::new(readers), slots: Arc::new(tokio::sync::Semaphore::new(READERS)) });
+        Ok(Self { jobs: tx, readers, stats })
     }
 
     /// Runs `work` on the writer thread; answers after the COMMIT of its group. `work` may run
@@ -320,24 +379,32 @@ impl SqliteStore {
         rx.await.map_err(|_| StoreError::Unavailable("the database writer has stopped".into()))?
     }
 
-    /// Runs `work` on a pooled read connection on the blocking pool.
+    /// Runs `work` on a pooled read connection on the blocking pool. When every connection is
+    /// busy the call waits for one.
     pub(crate) async fn read<R, F>(&self, work: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
-        let _permit =
-            self.reader_slots.acquire().await.map_err(|_| StoreError::Unavailable("reader pool closed".into()))?;
-        let conn = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let permit = self
+            .readers
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Unavailable("reader pool closed".into()))?;
+        let conn = self.readers.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        // Unreachable while every checkout goes through a guard: a permit means a free connection.
         let conn = conn.ok_or_else(|| StoreError::Internal("reader pool is empty".into()))?;
-        let (conn, result) = tokio::task::spawn_blocking(move || {
-            let result = work(&conn);
-            (conn, result)
-        })
-        .await
-        .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?;
-        self.readers.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
-        result
+        let guard = ReaderGuard { pool: self.readers.clone(), conn: Some(conn), _permit: permit };
+        tokio::task::spawn_blocking(move || work(guard.conn()))
+            .await
+            .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?
+    }
+
+    /// How many read connections are in the pool now (all of them when no read runs).
+    pub fn idle_readers(&self) -> usize {
+        self.readers.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     pub fn commit_stats(&self) -> &CommitStats {
@@ -1112,6 +1179,81 @@ mod tests {
 
     async fn count(store: &SqliteStore, sql: &'static str) -> i64 {
         store.read(move |c| Ok(c.query_row(sql, [], |r| r.get(0))?)).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_database_and_its_log_files_are_readable_by_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, store) = scratch_store("modes", None);
+        store.ingest(vec![bet("b1", 1, "c")]).await.unwrap();
+        let mode = |suffix: &str| {
+            let file = dir.join(format!("modes.db{suffix}"));
+            std::fs::metadata(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display())).permissions().mode() & 0o777
+        };
+        assert_eq!(mode(""), 0o600);
+        assert_eq!(mode("-wal"), 0o600);
+        assert_eq!(mode("-shm"), 0o600);
+        drop(store);
+
+        // A database made world-readable by an older build is tightened when opened.
+        let path = dir.join("modes.db");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let store = SqliteStore::open(&path, options(), Hub::new()).unwrap();
+        assert_eq!(mode(""), 0o600);
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A read whose work panics, and reads whose callers give up (their futures dropped while the
+    /// blocking work runs, as when a client resets its connection), still return their
+    /// connections: afterwards every connection is back and a read that needs all of them at once
+    /// is served.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn panicking_and_cancelled_reads_give_their_connections_back() {
+        let (dir, store) = scratch_store("reader-pool", None);
+        let store = Arc::new(store);
+        for _ in 0..(READERS * 2) {
+            let outcome = store.read(|_| -> Result<(), StoreError> { panic!("a read that panics") }).await;
+            assert!(matches!(outcome, Err(StoreError::Internal(_))), "{outcome:?}");
+        }
+        assert_eq!(store.idle_readers(), READERS);
+
+        let (started_tx, mut started_rx) = mpsc::unbounded_channel();
+        for _ in 0..(READERS * 10) {
+            let started = started_tx.clone();
+            let read = store.read(move |c| {
+                let _ = started.send(());
+                std::thread::sleep(Duration::from_millis(5));
+                Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)
+            });
+            // Give the read time to take a connection, then drop it mid-flight.
+            let _ = tokio::time::timeout(Duration::from_millis(1), read).await;
+        }
+        drop(started_tx);
+        while started_rx.recv().await.is_some() {}
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while store.idle_readers() < READERS && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(store.idle_readers(), READERS, "every connection is back in the pool");
+
+        // More concurrent reads than connections: they wait for one instead of failing.
+        let reads = (0..(READERS * 8)).map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .read(|c| {
+                        std::thread::sleep(Duration::from_millis(2));
+                        Ok(c.query_row("SELECT 7", [], |r| r.get::<_, i64>(0))?)
+                    })
+                    .await
+            })
+        });
+        for read in reads.collect::<Vec<_>>() {
+            assert_eq!(read.await.unwrap().unwrap(), 7);
+        }
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     /// Bets go in as multi-row INSERTs (64 + 16 + 4 + 1 rows here). Ids follow message order,

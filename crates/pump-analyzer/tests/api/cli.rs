@@ -57,6 +57,28 @@ fn config_prints_the_effective_configuration_with_secrets_masked() {
     assert!(!text.contains("pw-secret"));
 }
 
+/// A password holding `@`, and one passed as a `password=` parameter, are masked whole.
+#[test]
+fn config_masks_every_credential_a_database_or_redis_url_carries() {
+    let output = run(
+        &["config"],
+        &[
+            ("DATABASE_URL", "postgres://u:p@ss:w0rd@db.example:5432/pump?password=q-secret&sslmode=require"),
+            ("REDIS_URL", "rediss://:r3dis-pw@cache.example:6380"),
+        ],
+    );
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.contains("DATABASE_URL=postgres://u:****@db.example:5432/pump?password=****&sslmode=require"),
+        "{text}"
+    );
+    assert!(text.contains("REDIS_URL=rediss://:****@cache.example:6380"), "{text}");
+    for secret in ["p@ss", "w0rd", "q-secret", "r3dis-pw"] {
+        assert!(!text.contains(secret), "{secret} leaks:\n{text}");
+    }
+}
+
 #[test]
 fn the_banner_says_whether_a_token_is_configured_and_never_prints_it() {
     let server = spawn_binary(&[("INGEST_TOKEN", "banner-secret-token")], None);

@@ -7,6 +7,7 @@ mod cli;
 mod durability;
 mod events;
 mod helpers;
+mod hostile;
 mod ingest;
 mod openapi;
 mod runs;

@@ -259,20 +259,41 @@ async fn cookie_less_machine_clients_write_but_browsers_need_a_session() {
     assert_eq!(app.count("SELECT count(*) FROM runs").await, 1);
 }
 
+/// The ingest token sits in plain text in the bot's script: with a dashboard password it
+/// authorises `/live/ingest` and nothing else (SPEC §5). Every other write needs a login.
 #[tokio::test]
-async fn with_a_dashboard_password_machine_writes_need_the_ingest_token() {
+async fn with_a_dashboard_password_the_ingest_token_authorises_ingest_only() {
     let app = spawn_app(&[("INGEST_TOKEN", "machine-token"), ("DASHBOARD_PASSWORD", "pw")]).await;
     let body =
         json!({"server_seed": "s", "client_seed": "c", "start": 1, "end": 10, "difficulty": "easy", "targets": [1.0]});
     let machine = reqwest::Client::new();
-    let response = machine.post(app.url("/runs")).json(&body).send().await.unwrap();
-    assert_eq!(response.status(), 401);
-    assert_eq!(response.json::<Value>().await.unwrap()["code"], "LOGIN_REQUIRED");
-    let response = machine.post(app.url("/runs")).header("X-Ingest-Token", "wrong").json(&body).send().await.unwrap();
-    assert_eq!(response.status(), 401);
-    let response =
-        machine.post(app.url("/runs")).header("X-Ingest-Token", "machine-token").json(&body).send().await.unwrap();
-    assert_eq!(response.status(), 201);
+    let ingested =
+        machine.post(app.url("/live/ingest")).header("X-Ingest-Token", "machine-token").json(&bet("t1", 1)).send();
+    let ingested = ingested.await.unwrap();
+    assert_eq!(ingested.status(), 200);
+    let stream = ingested.json::<Value>().await.unwrap()["streamId"].as_str().unwrap().to_string();
+    let writes = [
+        (Method::POST, "/runs".to_string(), body.clone()),
+        (Method::POST, "/live/seeds".to_string(), json!({"server_seed": "revealed"})),
+        (Method::PUT, format!("/live/streams/{stream}"), json!({"notes": "hijacked"})),
+        (Method::DELETE, format!("/live/streams/{stream}"), json!({})),
+    ];
+    for token in [None, Some("wrong"), Some("machine-token")] {
+        for (method, path, body) in &writes {
+            let mut request = machine.request(method.clone(), app.url(path)).json(body);
+            if let Some(token) = token {
+                request = request.header("X-Ingest-Token", token);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 401, "{method} {path} with token {token:?}");
+            let answer = response.json::<Value>().await.unwrap();
+            assert_eq!(answer["code"], "LOGIN_REQUIRED", "{answer}");
+            assert!(answer["message"].as_str().unwrap().contains("/live/ingest only"), "{answer}");
+        }
+    }
+    assert_eq!(app.count("SELECT count(*) FROM runs").await, 0);
+    assert_eq!(app.count("SELECT count(*) FROM revealed_seeds").await, 0);
+    assert_eq!(app.count("SELECT count(*) FROM streams WHERE notes IS NULL").await, 1, "the stream is untouched");
 }
 
 #[tokio::test]
