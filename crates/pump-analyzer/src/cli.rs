@@ -1,11 +1,11 @@
 //! The engine's command-line surfaces: `pump-analyzer verify` and `pump-analyzer scan`.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use pump_engine::Difficulty;
-use pump_engine::scan::{ScanControl, ScanRequest, scan as run_scan};
+use pump_engine::scan::{ScanControl, ScanError, ScanRequest, scan_each as run_scan};
 use serde_json::json;
 
 /// The 25 positions as a 5×5 board; pop positions are shown as `XX`.
@@ -60,10 +60,14 @@ pub struct ScanArgs {
     pub difficulty: Difficulty,
     pub targets: Vec<f64>,
     pub json: bool,
+    /// List at most this many hits (the summary still counts them all).
+    pub max_hits: Option<u64>,
 }
 
-/// `pump-analyzer scan`: prints hits and a summary; a progress bar when stderr is a terminal.
-pub fn scan(args: &ScanArgs) -> Result<String, String> {
+/// `pump-analyzer scan`: writes each hit to `out` as the scan finds it, in nonce order, then the
+/// summary of the whole range (SPEC §4.5); a progress bar when stderr is a terminal. Memory stays
+/// bounded whatever the range and targets: hits are never all held.
+pub fn scan(args: &ScanArgs, out: &mut (dyn Write + Send)) -> Result<(), String> {
     let control = ScanControl::default();
     let request = ScanRequest {
         server_seed: &args.server_seed,
@@ -72,12 +76,51 @@ pub fn scan(args: &ScanArgs) -> Result<String, String> {
         end: args.end,
         difficulty: args.difficulty,
         targets: &args.targets,
-        max_hits: 10_000_000,
+        max_hits: usize::MAX,
     };
     let total = args.end.saturating_sub(args.start) + 1;
     let started = Instant::now();
-    let hits = std::thread::scope(|scope| {
-        let worker = scope.spawn(|| run_scan(&request, &control));
+    let mut counts: BTreeMap<String, u64> = args.targets.iter().map(|t| (format!("{t:.2}"), 0)).collect();
+    let mut listed = 0u64;
+    let limit = args.max_hits.unwrap_or(u64::MAX);
+    let io = |e: std::io::Error| format!("cannot write the output: {e}");
+    if args.json {
+        write!(
+            out,
+            "{{\"nonce_start\":{},\"nonce_end\":{},\"difficulty\":\"{}\",\"hits\":[",
+            args.start,
+            args.end,
+            args.difficulty.as_str()
+        )
+        .map_err(io)?;
+    } else {
+        out.write_all(b"nonce\tmultiplier\n").map_err(io)?;
+    }
+    let mut write_error = None;
+    let summary = std::thread::scope(|scope| {
+        let worker = scope.spawn(|| {
+            run_scan(&request, &control, |hits| {
+                for hit in hits {
+                    *counts.entry(format!("{:.2}", hit.max_multiplier)).or_default() += 1;
+                    if listed >= limit {
+                        continue;
+                    }
+                    let written = if args.json {
+                        let separator = if listed == 0 { "" } else { "," };
+                        write!(out, "{separator}{}", hit_json(hit))
+                    } else {
+                        writeln!(out, "{}\t{:.2}", hit.nonce, hit.max_multiplier)
+                    };
+                    if let Err(e) = written {
+                        // A closed pipe (`| head`) ends the scan; nothing more can be shown.
+                        write_error = Some(e);
+                        return Err(ScanError::Cancelled);
+                    }
+                    listed += 1;
+                }
+                Ok(())
+            })
+        });
         if std::io::stderr().is_terminal() && !args.json {
             let bar = indicatif::ProgressBar::new(total);
             bar.set_style(
@@ -93,44 +136,53 @@ pub fn scan(args: &ScanArgs) -> Result<String, String> {
             bar.finish_and_clear();
         }
         worker.join().map_err(|_| "the scan panicked".to_string())
-    })?
-    .map_err(|e| e.to_string())?;
+    })?;
+    if let Some(e) = write_error {
+        return Err(io(e));
+    }
+    let summary = summary.map_err(|e| e.to_string())?;
     let elapsed = started.elapsed();
-    let mut counts: BTreeMap<String, usize> = args.targets.iter().map(|t| (format!("{t:.2}"), 0)).collect();
-    for hit in &hits {
-        *counts.entry(format!("{:.2}", hit.max_multiplier)).or_default() += 1;
-    }
+    let found: u64 = counts.values().sum();
     if args.json {
-        let list: Vec<_> = hits
-            .iter()
-            .map(|h| json!({"nonce": h.nonce, "max_multiplier": h.max_multiplier, "max_pumps": h.max_pumps, "pop_point": h.pop_point}))
-            .collect();
-        return Ok(json!({
-            "nonce_start": args.start,
-            "nonce_end": args.end,
-            "difficulty": args.difficulty.as_str(),
-            "hits": list,
-            "summary": {"count": hits.len(), "counts_by_target": counts, "duration_ms": elapsed.as_millis() as u64},
-        })
-        .to_string()
-            + "\n");
+        let top: Vec<_> = summary.top.iter().map(hit_json).collect();
+        let summary = json!({
+            "count": summary.count(),
+            "max_multiplier": summary.max_multiplier(),
+            "median_multiplier": summary.median_multiplier(),
+            "counts_by_target": counts,
+            "top_max": top,
+            "hits": found,
+            "hits_listed": listed,
+            "duration_ms": elapsed.as_millis() as u64,
+        });
+        writeln!(out, "],\"hits_truncated\":{},\"summary\":{summary}}}", listed < found).map_err(io)?;
+        return out.flush().map_err(io);
     }
-    let mut out = String::from("nonce\tmultiplier\n");
-    for hit in &hits {
-        out.push_str(&format!("{}\t{:.2}\n", hit.nonce, hit.max_multiplier));
-    }
-    out.push_str(&format!(
-        "\n{} hits in {} nonces ({}) in {:.2} s, {:.0} nonces/s\n",
-        hits.len(),
-        total,
+    let mut text = format!(
+        "\n{found} hits in {total} nonces ({}) in {:.2} s, {:.0} nonces/s\n",
         args.difficulty,
         elapsed.as_secs_f64(),
         total as f64 / elapsed.as_secs_f64().max(1e-9)
-    ));
-    for (target, count) in counts {
-        out.push_str(&format!("  {target}x: {count}\n"));
+    );
+    if listed < found {
+        text.push_str(&format!("  (listed the first {listed}: --max-hits)\n"));
     }
-    Ok(out)
+    for (target, count) in counts.iter().filter(|(t, _)| args.targets.iter().any(|x| format!("{x:.2}") == **t)) {
+        text.push_str(&format!("  {target}x: {count}\n"));
+    }
+    let multiplier = |m: Option<f64>| m.map_or_else(|| "-".to_string(), |m| format!("{m:.2}x"));
+    text.push_str(&format!(
+        "range: max {} (first at nonce {}), median {}\n",
+        multiplier(summary.max_multiplier()),
+        summary.top.first().map_or_else(|| "-".to_string(), |h| h.nonce.to_string()),
+        multiplier(summary.median_multiplier()),
+    ));
+    out.write_all(text.as_bytes()).map_err(io)?;
+    out.flush().map_err(io)
+}
+
+fn hit_json(h: &pump_engine::scan::Hit) -> serde_json::Value {
+    json!({"nonce": h.nonce, "max_multiplier": h.max_multiplier, "max_pumps": h.max_pumps, "pop_point": h.pop_point})
 }
 
 #[cfg(test)]

@@ -261,7 +261,19 @@ impl Settings {
         })?;
         let redis_url = match get("REDIS_URL") {
             None => None,
-            Some(raw) if raw.starts_with("redis://") || raw.starts_with("rediss://") => Some(Secret::new(raw)),
+            Some(raw) if raw.starts_with("redis://") => Some(Secret::new(raw)),
+            // The Redis client is built without TLS: a rediss:// URL would otherwise be refused
+            // only at the first connection, or worse, read as plain text.
+            Some(raw) if raw.starts_with("rediss://") => {
+                return Err(ConfigError {
+                    variable: "REDIS_URL",
+                    message: format!(
+                        "rediss:// (Redis over TLS) is not supported by this build; use redis:// on a trusted \
+                         network or a local TLS tunnel, got {:?}",
+                        mask_url_password(&raw)
+                    ),
+                });
+            }
             Some(raw) => {
                 return Err(ConfigError {
                     variable: "REDIS_URL",
@@ -636,6 +648,9 @@ mod tests {
             ("MAX_NONCES", "1e6"),
             ("LOG_FORMAT", "xml"),
             ("SQLITE_SYNC", "normal"),
+            ("REDIS_URL", "rediss://cache:6380"),
+            ("SSE_MAX_CLIENTS", "0"),
+            ("MAX_CONNECTIONS", "many"),
         ];
         for (variable, value) in cases {
             let err = parse(&[(variable, value)]).expect_err(&format!("{variable}={value} must be refused"));

@@ -58,6 +58,9 @@ enum Command {
         /// Print JSON instead of text (no progress bar).
         #[arg(long)]
         json: bool,
+        /// List at most N hits (the summary still counts every one).
+        #[arg(long, value_name = "N")]
+        max_hits: Option<u64>,
     },
 }
 
@@ -91,7 +94,7 @@ fn main() -> ExitCode {
             print!("{}", pump_analyzer::cli::verify(&server_seed, &client_seed, nonce, difficulty, json));
             ExitCode::SUCCESS
         }
-        Command::Scan { server_seed, client_seed, start, end, difficulty, targets, json } => {
+        Command::Scan { server_seed, client_seed, start, end, difficulty, targets, json, max_hits } => {
             if end < start {
                 eprintln!("error: --end must be ≥ --start");
                 return ExitCode::from(2);
@@ -100,12 +103,19 @@ fn main() -> ExitCode {
                 eprintln!("error: --targets must be positive multipliers such as 400.02,11200.65");
                 return ExitCode::from(2);
             }
-            let args = pump_analyzer::cli::ScanArgs { server_seed, client_seed, start, end, difficulty, targets, json };
-            match pump_analyzer::cli::scan(&args) {
-                Ok(out) => {
-                    print!("{out}");
-                    ExitCode::SUCCESS
-                }
+            let args = pump_analyzer::cli::ScanArgs {
+                server_seed,
+                client_seed,
+                start,
+                end,
+                difficulty,
+                targets,
+                json,
+                max_hits,
+            };
+            let mut out = std::io::BufWriter::new(std::io::stdout());
+            match pump_analyzer::cli::scan(&args, &mut out) {
+                Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::FAILURE

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http::{StatusCode, header};
-use pump_engine::scan::{ScanControl, ScanError, ScanRequest};
+use pump_engine::scan::{RangeSummary, ScanControl, ScanError, ScanRequest};
 use pump_engine::tables::cents;
 use pump_engine::{Difficulty, RoundDeriver};
 use serde_json::{Map, Value, json};
@@ -273,27 +273,19 @@ fn target_key(t: f64) -> String {
     format!("{t:.2}")
 }
 
-/// SPEC §4.5 summary of a run's hits.
-fn summarize(hits: &[RunHit], targets: &[f64]) -> Value {
-    let mut multipliers: Vec<f64> = hits.iter().map(|h| h.max_multiplier).collect();
-    multipliers.sort_by(f64::total_cmp);
-    let median = match multipliers.len() {
-        0 => None,
-        n if n % 2 == 1 => Some(multipliers[n / 2]),
-        n => Some((multipliers[n / 2 - 1] + multipliers[n / 2]) / 2.0),
-    };
+/// SPEC §4.5 summary: the whole scanned range (count, maximum, median and the first nonces at
+/// the maximum, whatever the targets) and the hits per target.
+fn summarize(hits: &[RunHit], range: &RangeSummary, targets: &[f64]) -> Value {
     let mut counts = Map::new();
     for &t in targets {
         let n = hits.iter().filter(|h| cents(h.max_multiplier) == cents(t)).count();
         counts.insert(target_key(t), json!(n));
     }
-    let mut top: Vec<&RunHit> = hits.iter().collect();
-    top.sort_by(|a, b| b.max_multiplier.total_cmp(&a.max_multiplier).then(a.nonce.cmp(&b.nonce)));
-    top.truncate(10);
+    let top: Vec<RunHit> = range.top.iter().map(RunHit::from).collect();
     json!({
-        "count": hits.len(),
-        "max_multiplier": multipliers.last(),
-        "median_multiplier": median,
+        "count": range.count(),
+        "max_multiplier": range.max_multiplier(),
+        "median_multiplier": range.median_multiplier(),
         "counts_by_target": counts,
         "top_max": top,
     })
@@ -346,8 +338,8 @@ async fn create(State(state): State<AppState>, JsonBody(body): JsonBody) -> Resu
     })
     .await
     .map_err(|e| AppError::Internal(format!("scan task failed: {e}")))?;
-    let hits = match scanned {
-        Ok(hits) => hits,
+    let pump_engine::scan::Scan { hits, summary: range } = match scanned {
+        Ok(scan) => scan,
         Err(ScanError::Cancelled) => {
             let done = run.control.done().min(total);
             return Err(AppError::Conflict(format!(
@@ -358,15 +350,7 @@ async fn create(State(state): State<AppState>, JsonBody(body): JsonBody) -> Resu
         Err(e @ ScanError::InvalidRange) => return Err(AppError::validation("end", e.to_string())),
     };
     let duration_ms = started.elapsed().as_millis() as i64;
-    let hits: Vec<RunHit> = hits
-        .into_iter()
-        .map(|h| RunHit {
-            nonce: h.nonce as i64,
-            max_pumps: i64::from(h.max_pumps),
-            max_multiplier: h.max_multiplier,
-            pop_point: i64::from(h.pop_point),
-        })
-        .collect();
+    let hits: Vec<RunHit> = hits.iter().map(RunHit::from).collect();
     let stored = Run {
         id,
         created_at: crate::store::model::iso(created_at),
@@ -376,7 +360,7 @@ async fn create(State(state): State<AppState>, JsonBody(body): JsonBody) -> Resu
         nonce_start: start as i64,
         nonce_end: end as i64,
         difficulty: difficulty.as_str().to_string(),
-        summary: summarize(&hits, &spec.targets),
+        summary: summarize(&hits, &range, &spec.targets),
         targets: spec.targets,
         duration_ms,
         engine_version: pump_engine::ENGINE_VERSION.to_string(),

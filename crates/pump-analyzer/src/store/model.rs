@@ -193,6 +193,17 @@ pub struct RunHit {
     pub pop_point: i64,
 }
 
+impl From<&pump_engine::scan::Hit> for RunHit {
+    fn from(h: &pump_engine::scan::Hit) -> Self {
+        RunHit {
+            nonce: h.nonce as i64,
+            max_pumps: i64::from(h.max_pumps),
+            max_multiplier: h.max_multiplier,
+            pop_point: i64::from(h.pop_point),
+        }
+    }
+}
+
 /// A stored run (SPEC §4.5); `summary` and `targets` are kept as JSON.
 #[derive(Debug, Clone, Serialize)]
 pub struct Run {

@@ -24,6 +24,8 @@ fn malformed_configuration_stops_start_up_naming_the_variable() {
         ("DATABASE_URL", "not-a-url"),
         ("API_CORS_ORIGINS", "*"),
         ("REDIS_URL", "localhost"),
+        ("REDIS_URL", "rediss://:pw@cache.example:6380"),
+        ("SSE_MAX_CLIENTS", "lots"),
     ] {
         let output = run(&["serve"], &[(variable, value)]);
         assert_eq!(output.status.code(), Some(2), "{variable}={value}");
@@ -64,7 +66,7 @@ fn config_masks_every_credential_a_database_or_redis_url_carries() {
         &["config"],
         &[
             ("DATABASE_URL", "postgres://u:p@ss:w0rd@db.example:5432/pump?password=q-secret&sslmode=require"),
-            ("REDIS_URL", "rediss://:r3dis-pw@cache.example:6380"),
+            ("REDIS_URL", "redis://:r3dis-pw@cache.example:6380"),
         ],
     );
     assert!(output.status.success());
@@ -73,7 +75,7 @@ fn config_masks_every_credential_a_database_or_redis_url_carries() {
         text.contains("DATABASE_URL=postgres://u:****@db.example:5432/pump?password=****&sslmode=require"),
         "{text}"
     );
-    assert!(text.contains("REDIS_URL=rediss://:****@cache.example:6380"), "{text}");
+    assert!(text.contains("REDIS_URL=redis://:****@cache.example:6380"), "{text}");
     for secret in ["p@ss", "w0rd", "q-secret", "r3dis-pw"] {
         assert!(!text.contains(secret), "{secret} leaks:\n{text}");
     }
@@ -251,6 +253,11 @@ fn scan_finds_the_vector_hits_and_summarises_them() {
         .collect();
     assert_eq!(nonces, vec![5663, 9030, 20962, 35134, 41372, 44319]);
     assert_eq!(json["summary"]["counts_by_target"]["11200.65"], 6);
+    // The summary describes the whole range, as `POST /runs` does (SPEC §4.5).
+    assert_eq!(json["summary"]["count"], 50000);
+    assert_eq!(json["summary"]["max_multiplier"], 48536.13);
+    assert_eq!(json["summary"]["median_multiplier"], 1.63);
+    assert_eq!(json["summary"]["top_max"][0]["nonce"], 45241);
     let text = String::from_utf8(
         run(
             &[
@@ -274,4 +281,74 @@ fn scan_finds_the_vector_hits_and_summarises_them() {
     )
     .unwrap();
     assert!(text.contains("hits in 1000 nonces (easy)"), "{text}");
+}
+
+/// `--max-hits` lists the first N hits in nonce order; the summary still counts every one.
+#[test]
+fn scan_max_hits_caps_the_list_but_not_the_counts() {
+    let output = run(
+        &[
+            "scan",
+            "--server-seed",
+            VECTOR_SERVER,
+            "--client-seed",
+            "zXv1upuFns",
+            "--start",
+            "1",
+            "--end",
+            "50000",
+            "--difficulty",
+            "expert",
+            "--targets",
+            "400.02",
+            "--max-hits",
+            "3",
+            "--json",
+        ],
+        &[],
+    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let nonces: Vec<u64> = json["hits"].as_array().unwrap().iter().map(|h| h["nonce"].as_u64().unwrap()).collect();
+    assert_eq!(nonces, vec![732, 3178, 3410]);
+    assert_eq!(json["hits_truncated"], true);
+    assert_eq!(json["summary"]["counts_by_target"]["400.02"], 73);
+    assert_eq!(json["summary"]["hits_listed"], 3);
+}
+
+/// A scan whose every other nonce is a hit streams them: peak memory stays far below what
+/// holding millions of hits takes (the whole `MAX_NONCES` range runs in the same bound).
+#[test]
+fn scan_streams_millions_of_hits_in_bounded_memory() {
+    let dir = TempDir::new();
+    // Reaped by `wait4` below, which also reports the child's peak memory.
+    #[allow(clippy::zombie_processes)]
+    let child = Command::new(binary())
+        .current_dir(dir.path())
+        .env_clear()
+        .args(["scan", "--server-seed", "s", "--client-seed", "c", "--start", "1", "--end", "4000000"])
+        .args(["--difficulty", "expert", "--targets", "1.00", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut stdout = child.stdout.unwrap();
+    let mut hits = 0u64;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = std::io::Read::read(&mut stdout, &mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        hits += buf[..n].windows(8).filter(|w| w == b"\"nonce\":").count() as u64;
+    }
+    let mut status = 0;
+    // SAFETY: a plain rusage struct the kernel fills for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid);
+    assert_eq!(status, 0, "the scan exits cleanly");
+    assert!(hits > 1_500_000, "{hits} hits streamed (40 % of expert rounds pop at once)");
+    let peak_mib = usage.ru_maxrss as f64 / 1024.0;
+    assert!(peak_mib < 100.0, "peak memory {peak_mib:.1} MiB");
 }

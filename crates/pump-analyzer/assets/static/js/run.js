@@ -45,7 +45,9 @@
         el('div', {}, el('span', { class: 'muted' }, 'Client seed: '), el('span', { class: 'mono' }, run.client_seed)),
         el('div', { class: 'muted' }, `${run.difficulty} · nonces ${num(run.nonce_start)}–${num(run.nonce_end)} · ${num(run.duration_ms)} ms · ${run.engine_version}`)),
       el('div', { class: 'tiles', id: 'summary' },
-        ...[['Hits', num(s.count)], ['Max', mult(s.max_multiplier)], ['Median', mult(s.median_multiplier)]]
+        ...[['Nonces scanned', num(s.count)], ['Hits', num(Object.values(s.counts_by_target).reduce((a, b) => a + b, 0))],
+          ['Range max', mult(s.max_multiplier) + (s.top_max.length ? ` @ ${num(s.top_max[0].nonce)}` : '')],
+          ['Range median', mult(s.median_multiplier)]]
           .concat(Object.entries(s.counts_by_target).map(([t, n]) => [`${t}×`, num(n)]))
           .map(([label, value]) => el('div', { class: 'tile' }, el('div', { class: 'label' }, label), el('div', { class: 'value' }, value)))),
       el('div', { class: 'row' },

@@ -14,7 +14,7 @@
     $('#runs tbody').replaceChildren(...page.runs.map((r) => el('tr', { class: 'clickable', tabindex: 0, dataset: { id: r.id }, onclick: () => window.location.assign(`/runs/${r.id}`), onkeydown: (e) => { if (e.key === 'Enter') window.location.assign(`/runs/${r.id}`); } },
       el('td', {}, new Date(r.created_at).toLocaleString()), el('td', { class: 'mono' }, short(r.client_seed, 24)), el('td', {}, r.difficulty),
       el('td', {}, `${num(r.nonce_start)} – ${num(r.nonce_end)}`), el('td', {}, r.targets.map((t) => t.toFixed(2)).join(', ')),
-      el('td', {}, num(r.summary.count)), el('td', {}, mult(r.summary.max_multiplier)), el('td', {}, `${num(r.duration_ms)} ms`))));
+      el('td', {}, num(Object.values(r.summary.counts_by_target).reduce((a, b) => a + b, 0))), el('td', {}, mult(r.summary.max_multiplier)), el('td', {}, `${num(r.duration_ms)} ms`))));
     $('#runs').hidden = page.total === 0;
     $('#runs-empty').hidden = page.total !== 0;
     $('#page').textContent = page.total ? `${offset + 1}–${Math.min(offset + PAGE, page.total)} of ${page.total}` : '';
