@@ -65,7 +65,7 @@ async fn one_stream(
 ) -> Result<Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>> {
     let key = resolve(&state, &raw).await?;
     let resume = resume_from(&headers, &params)?;
-    open(state, Some(key), resume).await
+    open(state, Some(key), resume, true).await
 }
 
 async fn all_streams(
@@ -74,13 +74,21 @@ async fn all_streams(
     params: Params,
 ) -> Result<Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>> {
     let resume = resume_from(&headers, &params)?;
-    open(state, None, resume).await
+    // `rounds=1`: every stream's `round` events too, for a dashboard that shares one connection
+    // among all its tabs (SPEC §7), whatever stream each tab shows.
+    let rounds = match params.text("rounds") {
+        None | Some("0") | Some("false") => false,
+        Some("1") | Some("true") => true,
+        Some(_) => return Err(AppError::bad_request("rounds", "rounds must be 1 or 0")),
+    };
+    open(state, None, resume, rounds).await
 }
 
 async fn open(
     state: AppState,
     key: Option<StreamKey>,
     resume: Option<i64>,
+    rounds: bool,
 ) -> Result<Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>> {
     // Baseline first, then subscribe, then catch up from the baseline: nothing committed in
     // between is missed, and ids at or below the last sent one are dropped (no duplicates).
@@ -97,7 +105,7 @@ async fn open(
     };
     let rx = state.hub.subscribe();
     let (tx, out) = mpsc::channel::<Event>(CLIENT_BUFFER);
-    let mut connection = Connection { state, key, last_id: baseline, tx, rx };
+    let mut connection = Connection { state, key, rounds, last_id: baseline, tx, rx };
     tokio::spawn(async move {
         let mut closing = connection.state.closing.subscribe();
         tokio::select! {
@@ -116,6 +124,8 @@ struct Connection {
     state: AppState,
     /// `None`: every stream.
     key: Option<StreamKey>,
+    /// Whether `round` events are sent (always for one stream; on request for every stream).
+    rounds: bool,
     last_id: i64,
     tx: mpsc::Sender<Event>,
     rx: broadcast::Receiver<Arc<LiveEvent>>,
@@ -207,7 +217,7 @@ impl Connection {
                 self.last_id = bet.id;
             }
             LiveEvent::Bet(_) => {}
-            LiveEvent::Round { stream_id, nonce, round_result } if per_stream => {
+            LiveEvent::Round { stream_id, nonce, round_result } if self.rounds => {
                 let data = json!({ "stream_id": stream_id, "nonce": nonce, "round_result": round_result });
                 self.send(json_event(Event::default().event("round"), &data)).await?;
             }

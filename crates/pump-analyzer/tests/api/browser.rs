@@ -418,3 +418,164 @@ async fn the_dashboard_end_to_end_at_desktop_and_phone_widths() {
     assert!(browser.screenshot("06-verify-360").await > 3_000);
     assert_eq!(browser.console_errors().await, Vec::<String>::new(), "no console errors at 360 px");
 }
+
+impl Browser {
+    /// Opens `url` in a new tab and switches to it; returns the tab's handle.
+    async fn new_tab(&self, url: &str) -> String {
+        let created = self.command("window/new", json!({"type": "tab"})).await;
+        let handle = created["handle"].as_str().unwrap().to_string();
+        self.switch_to(&handle).await;
+        self.open(url).await;
+        handle
+    }
+
+    async fn switch_to(&self, handle: &str) {
+        self.command("window", json!({"handle": handle})).await;
+    }
+
+    async fn current_tab(&self) -> String {
+        self.get("window").await.as_str().unwrap().to_string()
+    }
+
+    /// Closes the current tab; switch to another before the next command.
+    async fn close_tab(&self) {
+        self.http.delete(format!("{}/window", self.base)).send().await.unwrap();
+    }
+}
+
+/// A heartbeat of the given stream.
+fn heartbeat_on(server_hash: &str, client: &str, nonce: i64, result: f64) -> Value {
+    json!({"type": "heartbeat", "nonce": nonce, "roundResult": result, "clientSeed": client, "serverSeedHashed": server_hash})
+}
+
+/// SPEC §7: the tabs of one browser share one live connection. Ten stream tabs and the streams
+/// list all load (the 7th tab used to hang on the 6-connection limit), a bet ingested afterwards
+/// reaches every tab within 2 s, the server sees one live subscriber, and closing the tab that
+/// opened the connection keeps the others live.
+#[tokio::test]
+async fn ten_stream_tabs_and_the_list_share_one_live_connection() {
+    let Some((app, browser)) = setup(&[("INGEST_RATE_LIMIT", "0")]).await else { return };
+    let id = app.ingest_ok(&bet_on("tabs-hash", "tabs-client", "t1", 1, 2.0, "expert")).await;
+    browser.open(&app.url("/")).await;
+    let first = browser.current_tab().await;
+    assert!(browser.wait_for(&format!("document.querySelector('tr[data-id=\"{id}\"]')"), Duration::from_secs(5)).await);
+    let mut tabs = vec![first.clone()];
+    for n in 0..10 {
+        let tab = browser.new_tab(&app.url(&format!("/streams/{id}"))).await;
+        assert!(
+            browser.wait_for("document.querySelectorAll('#bets tbody tr').length === 1", Duration::from_secs(10)).await,
+            "stream tab {n} loaded its data"
+        );
+        if n == 0 {
+            // This stream only ever received full bets: the page says so, not "last heartbeat".
+            let health = browser
+                .command(
+                    "execute/sync",
+                    json!({"script": "return document.querySelector('#heartbeat-age').innerText;", "args": []}),
+                )
+                .await;
+            let health = health.as_str().unwrap();
+            assert!(health.contains("last bet received") && !health.contains("last heartbeat"), "{health}");
+        }
+        tabs.push(tab);
+    }
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("\npump_sse_clients 1\n"), "one live connection for 11 tabs:\n{metrics}");
+
+    app.ingest_ok(&bet_on("tabs-hash", "tabs-client", "t2", 2, 400.02, "expert")).await;
+    for (n, tab) in tabs.iter().enumerate().skip(1) {
+        browser.switch_to(tab).await;
+        assert!(
+            browser.wait_for("document.querySelectorAll('#bets tbody tr').length === 2", Duration::from_secs(2)).await,
+            "tab {n} shows the new bet within 2 s"
+        );
+    }
+    browser.switch_to(&first).await;
+    assert!(
+        browser
+            .wait_for(
+                &format!("document.querySelector('tr[data-id=\"{id}\"] td.bets').textContent === '2'"),
+                Duration::from_secs(2)
+            )
+            .await,
+        "the streams list counts the new bet"
+    );
+
+    // The first tab opened the shared connection; closing it leaves the others live.
+    browser.close_tab().await;
+    browser.switch_to(&tabs[1]).await;
+    app.ingest_ok(&bet_on("tabs-hash", "tabs-client", "t3", 3, 1066.73, "expert")).await;
+    for (n, tab) in tabs.iter().enumerate().skip(1) {
+        browser.switch_to(tab).await;
+        assert!(
+            browser.wait_for("document.querySelectorAll('#bets tbody tr').length === 3", Duration::from_secs(2)).await,
+            "tab {n} is still live after the first tab closed"
+        );
+    }
+    assert!(browser.console_errors().await.iter().all(|e| !e.contains("live-worker")), "the worker loads cleanly");
+}
+
+/// What a page shows of its numbers, minus relative times, for comparison with a fresh load.
+const STREAM_SNAPSHOT: &str = "
+    const text = (s) => (document.querySelector(s) || {}).innerText || '';
+    const rows = [...document.querySelectorAll('#bets tbody tr')].map((tr) => [...tr.cells].slice(0, -1).map((c) => c.innerText).join('|'));
+    return JSON.stringify({
+      stats: text('#stats'), nonce: text('#latest-nonce'), tiers: text('#tier-cards'), tape: text('#tape-count'),
+      tapeCells: document.querySelectorAll('#tape span').length, total: text('#bets-total'), rows,
+      pinned: text('#pinned tbody'),
+    });";
+
+/// SPEC §7: every number live events change equals what a fresh load of the page shows.
+#[tokio::test]
+async fn live_numbers_equal_a_fresh_load_after_heartbeats_and_bets() {
+    let Some((app, browser)) = setup(&[("INGEST_RATE_LIMIT", "0")]).await else { return };
+    let (hash, client) = ("live-hash", "live-client");
+    let id = app.ingest_ok(&bet_on(hash, client, "l0", 1, 1.63, "expert")).await;
+    browser.open(&app.url(&format!("/streams/{id}"))).await;
+    assert!(browser.wait_for("document.querySelectorAll('.tier-card').length === 5", Duration::from_secs(5)).await);
+    browser.new_tab(&app.url("/")).await;
+    let list = browser.current_tab().await;
+    assert!(browser.wait_for(&format!("document.querySelector('tr[data-id=\"{id}\"]')"), Duration::from_secs(5)).await);
+    let stream_tab = {
+        let handles = browser.get("window/handles").await;
+        handles.as_array().unwrap().iter().map(|h| h.as_str().unwrap().to_string()).find(|h| *h != list).unwrap()
+    };
+
+    // 400 rounds: heartbeats, with bets of several tiers among them (and one pinned multiplier).
+    let results = [400.02, 1066.73, 164.72, 11200.65, 1.0, 3200.18];
+    let mut items = Vec::new();
+    for nonce in 2..=401i64 {
+        if nonce % 37 == 0 {
+            let result = results[(nonce / 37) as usize % results.len()];
+            items.push(bet_on(hash, client, &format!("l{nonce}"), nonce, result, "expert"));
+        } else {
+            items.push(heartbeat_on(hash, client, nonce, 1.0 + (nonce % 13) as f64));
+        }
+        if items.len() == 50 {
+            app.ingest_ok(&json!({ "bets": std::mem::take(&mut items) })).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    browser.switch_to(&stream_tab).await;
+    let live = browser.run(STREAM_SNAPSHOT).await;
+    browser.open(&app.url(&format!("/streams/{id}"))).await;
+    assert!(browser.wait_for("document.querySelectorAll('.tier-card').length === 5", Duration::from_secs(5)).await);
+    assert!(browser.wait_for("document.querySelectorAll('#pinned tbody tr').length > 0", Duration::from_secs(5)).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let fresh = browser.run(STREAM_SNAPSHOT).await;
+    let (live, fresh): (Value, Value) =
+        (serde_json::from_str(live.as_str().unwrap()).unwrap(), serde_json::from_str(fresh.as_str().unwrap()).unwrap());
+    assert!(live["tape"].as_str().unwrap().contains("401"), "the tape counts every round: {live}");
+    assert_eq!(live, fresh, "the live page equals a fresh load");
+
+    browser.switch_to(&list).await;
+    let row = format!(
+        "[...document.querySelector('tr[data-id=\"{id}\"]').cells].filter((c) => !c.classList.contains('last-seen')).map((c) => c.innerText).join('|')"
+    );
+    let live_row = browser.command("execute/sync", json!({"script": format!("return {row};"), "args": []})).await;
+    browser.open(&app.url("/")).await;
+    assert!(browser.wait_for(&format!("document.querySelector('tr[data-id=\"{id}\"]')"), Duration::from_secs(5)).await);
+    let fresh_row = browser.command("execute/sync", json!({"script": format!("return {row};"), "args": []})).await;
+    assert_eq!(live_row, fresh_row, "the streams list equals a fresh load");
+}

@@ -90,6 +90,35 @@ async fn the_global_feed_announces_a_new_pair_once_and_every_bet() {
     assert_eq!(bets, 3);
 }
 
+/// The dashboard's shared connection asks the global feed for every stream's rounds as well.
+#[tokio::test]
+async fn the_global_feed_carries_every_streams_rounds_on_request() {
+    let app = spawn_app(OPEN).await;
+    let (status, body) = app.get("/live/events?rounds=maybe").await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["field"], "rounds");
+    let plain = SseReader::new(app.client.get(app.url("/live/events")).send().await.unwrap());
+    let mut with_rounds = SseReader::new(app.client.get(app.url("/live/events?rounds=1")).send().await.unwrap());
+    for (n, pair) in [(1, "a"), (2, "b")] {
+        let heartbeat = serde_json::json!({"type": "heartbeat", "nonce": n, "roundResult": 2.5,
+            "clientSeed": format!("client-{pair}"), "serverSeedHashed": format!("hash-{pair}")});
+        app.ingest_ok(&heartbeat).await;
+    }
+    let mut rounds = Vec::new();
+    while let Some(e) = with_rounds.next(Duration::from_millis(800)).await {
+        if e.event == "round" {
+            let r: Value = serde_json::from_str(&e.data).unwrap();
+            assert!(r["stream_id"].is_string());
+            rounds.push(r["nonce"].as_i64().unwrap());
+        }
+    }
+    assert_eq!(rounds, vec![1, 2], "rounds of both streams");
+    let mut plain = plain;
+    while let Some(e) = plain.next(Duration::from_millis(300)).await {
+        assert_ne!(e.event, "round", "rounds only on request");
+    }
+}
+
 #[tokio::test]
 async fn subscribers_of_a_deleted_stream_are_told() {
     let app = spawn_app(OPEN).await;

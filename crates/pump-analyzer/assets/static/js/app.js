@@ -93,22 +93,64 @@
     target.replaceChildren(App.el('div', { class: 'error', role: 'alert' }, error.message || String(error)));
   };
 
-  /** Opens an EventSource; the browser reconnects by itself and resumes with Last-Event-ID. */
-  App.live = function (url, handlers) {
-    const source = new EventSource(url);
-    for (const [name, handler] of Object.entries(handlers)) {
-      source.addEventListener(name, (event) => {
-        let data = null;
-        try {
-          data = JSON.parse(event.data);
-        } catch (_) {
-          return;
-        }
-        handler(data, event);
-      });
+  // ---- live events ------------------------------------------------------------------------
+  // Every tab of the browser shares one connection (SPEC §7): a SharedWorker holds the only
+  // EventSource and hands each event to every tab; a tab keeps the events of the stream it shows
+  // (or, on /live/events, of every stream). Without SharedWorker, each page opens its own.
+  const subscribers = new Set();
+  let port = null;
+
+  function setOnline(online) {
+    document.body.classList.toggle('offline', !online);
+  }
+
+  function sharedPort() {
+    if (port || !window.SharedWorker) return port;
+    try {
+      const worker = new SharedWorker('/static/js/live-worker.js', { name: 'pump-live' });
+      port = worker.port;
+    } catch (_) {
+      return null;
     }
-    source.addEventListener('open', () => document.body.classList.remove('offline'));
-    source.addEventListener('error', () => document.body.classList.add('offline'));
+    port.addEventListener('message', (message) => {
+      const m = message.data || {};
+      if (m.type === 'status') setOnline(m.online);
+      if (m.type === 'event') for (const deliver of subscribers) deliver(m.name, m.data, m.id);
+    });
+    port.start();
+    window.addEventListener('pagehide', () => port.postMessage({ type: 'bye' }));
+    return port;
+  }
+
+  /** Calls `handlers[name](data, {lastEventId})` for each live event of `url`'s scope:
+   * `/live/streams/{id}/events` (that stream's bet, round, verified and deleted events) or
+   * `/live/events` (every stream's bet, stream, verified and deleted events; with `?rounds=1`
+   * their round events too). */
+  App.live = function (url, handlers) {
+    const match = /^\/live\/streams\/([^/?]+)\/events/.exec(url);
+    const streamId = match ? decodeURIComponent(match[1]) : null;
+    const deliver = (name, raw, id) => {
+      const handler = handlers[name];
+      if (!handler) return;
+      let data = null;
+      try {
+        data = JSON.parse(raw);
+      } catch (_) {
+        return;
+      }
+      if (streamId && (!data || data.stream_id !== streamId)) return;
+      handler(data, { lastEventId: id });
+    };
+    if (sharedPort()) {
+      subscribers.add(deliver);
+      return { close: () => subscribers.delete(deliver) };
+    }
+    const source = new EventSource(url);
+    for (const name of Object.keys(handlers)) {
+      source.addEventListener(name, (event) => deliver(name, event.data, event.lastEventId));
+    }
+    source.addEventListener('open', () => setOnline(true));
+    source.addEventListener('error', () => setOnline(false));
     return source;
   };
 

@@ -100,12 +100,19 @@
 
   function renderHealth() {
     if (!state.detail) return;
+    const d = state.detail;
     const seconds = Math.round((Date.now() - state.lastRoundAt) / 1000);
     const stale = seconds > STALE_SECONDS;
+    // Bets count as rounds too: more rounds than bets means heartbeats arrive.
+    const heartbeats = d.rounds_count > d.total_bets;
+    const what = heartbeats ? 'last round received' : d.total_bets ? 'last bet received' : 'nothing received yet';
+    const warning = !stale ? '' : heartbeats
+      ? ' — rounds have stopped: is the bot still running?'
+      : ' — no heartbeats from this bot: only full bets arrive, so quiet stretches look like this (see "Connect Antebot")';
     $('#health').replaceChildren(
-      el('span', {}, 'Latest observed nonce: ', el('strong', { id: 'latest-nonce' }, num(state.detail.last_observed_nonce))),
+      el('span', {}, 'Latest observed nonce: ', el('strong', { id: 'latest-nonce' }, num(d.last_observed_nonce))),
       el('span', { class: stale ? 'health stale' : 'health', id: 'heartbeat-age' },
-        ` · last heartbeat ${seconds}s ago`, stale ? ' — heartbeats have stopped: is the bot still running and sending heartbeats?' : ''),
+        ` · ${what}${d.total_bets || heartbeats ? ` ${seconds}s ago` : ''}`, warning),
     );
   }
 
@@ -169,15 +176,21 @@
   }
 
   // ---- pattern tape and distribution -------------------------------------------------------------
+  function renderTapeCount() {
+    $('#tape-count').textContent = `(last ${num(state.rounds.length)} rounds)`;
+  }
+
   function renderTape() {
     const tape = $('#tape');
     tape.replaceChildren(...state.rounds.map((r) => el('span', { class: tierClass(r.round_result), title: `#${r.nonce}: ${mult(r.round_result)}` })));
     tape.scrollTop = tape.scrollHeight;
-    $('#tape-count').textContent = `(last ${num(state.rounds.length)} rounds)`;
+    renderTapeCount();
     renderDistribution();
   }
 
+  /** Shows a live round at once; the next refresh of the rounds replaces the tape with the API's. */
   function appendRound(round) {
+    if (state.rounds.some((r) => r.nonce === round.nonce)) return;
     state.rounds.push(round);
     const tape = $('#tape');
     tape.append(el('span', { class: tierClass(round.round_result), title: `#${round.nonce}: ${mult(round.round_result)}` }));
@@ -185,6 +198,7 @@
       state.rounds.shift();
       tape.firstChild.remove();
     }
+    renderTapeCount();
   }
 
   function renderDistribution() {
@@ -234,8 +248,11 @@
       el('td', {}, b.distance_prev === null ? '—' : num(b.distance_prev)), el('td', {}, verified), el('td', { title: b.received_at }, relative(b.received_at)));
   }
 
-  function renderBets(freshId) {
-    $('#bets tbody').replaceChildren(...state.bets.map((b) => betRow(b, b.id === freshId)));
+  /** Bets that arrived live in the last few seconds keep their highlight across refreshes. */
+  const freshIds = new Set();
+
+  function renderBets() {
+    $('#bets tbody').replaceChildren(...state.bets.map((b) => betRow(b, freshIds.has(b.id))));
   }
 
   async function loadBets() {
@@ -249,8 +266,11 @@
     renderBets();
   }
 
+  /** Shows a live bet at once; the next refresh of the table replaces it with the API's page. */
   function addBet(b) {
-    if (!betMatches(b)) return;
+    if (!betMatches(b) || state.bets.some((x) => x.id === b.id)) return;
+    freshIds.add(b.id);
+    setTimeout(() => freshIds.delete(b.id), 5000);
     if (state.filters.order === 'id_desc') {
       state.bets.unshift(b);
       if (state.bets.length > 100) state.bets.pop();
@@ -259,7 +279,7 @@
       state.bets.sort((x, y) => x.nonce - y.nonce || x.id - y.id);
       if (state.bets.length > 100) state.bets.length = 100;
     }
-    renderBets(b.id);
+    renderBets();
   }
 
   // ---- pinned multipliers ---------------------------------------------------------------------
@@ -339,8 +359,6 @@
   }
 
   // ---- live -----------------------------------------------------------------------------------
-  let detailTimer = null;
-  let cadenceTimer = null;
   /** The stream is being deleted or is gone: background refreshes stop asking for it. */
   let gone = false;
   /** Background refreshes still waiting for their answer. */
@@ -356,25 +374,27 @@
 
   function stopRefreshing() {
     gone = true;
-    clearTimeout(detailTimer);
-    clearTimeout(cadenceTimer);
-    detailTimer = cadenceTimer = null;
+    clearTimeout(refreshTimer);
+    refreshTimer = null;
+    dirty.clear();
   }
 
-  function refreshDetailSoon() {
-    if (detailTimer || gone) return;
-    detailTimer = setTimeout(() => {
-      detailTimer = null;
-      refresh(loadDetail);
-    }, 2000);
-  }
+  /** Every number a live event changes comes from the API (SPEC §7): an event shows what it
+   * carries at once, then marks the parts it touches for a re-fetch, at most one round of
+   * re-fetches per REFRESH_MS while events keep coming. */
+  const REFRESH_MS = 500;
+  const dirty = new Set();
+  let refreshTimer = null;
 
-  function refreshCadenceSoon() {
-    if (cadenceTimer || gone) return;
-    cadenceTimer = setTimeout(() => {
-      cadenceTimer = null;
-      refresh(loadCadence);
-    }, 1000);
+  function refreshSoon(...loaders) {
+    for (const load of loaders) dirty.add(load);
+    if (refreshTimer || gone) return;
+    refreshTimer = setTimeout(() => {
+      refreshTimer = null;
+      const loads = [...dirty];
+      dirty.clear();
+      for (const load of loads) refresh(load);
+    }, REFRESH_MS);
   }
 
   async function start() {
@@ -390,18 +410,16 @@
     App.live(`/live/streams/${id}/events`, {
       bet: (b) => {
         addBet(b);
-        state.detail.total_bets += 1;
-        state.detail.highest_multiplier = Math.max(state.detail.highest_multiplier || 0, b.round_result);
-        $('#stat-bets').textContent = num(state.detail.total_bets);
-        $('#stat-highest').textContent = mult(state.detail.highest_multiplier);
-        refreshDetailSoon();
+        appendRound({ nonce: b.nonce, round_result: b.round_result });
+        state.lastRoundAt = Date.now();
+        refreshSoon(loadDetail, loadBets, loadRounds, loadCadence, loadPinned);
       },
       round: (r) => {
         state.lastRoundAt = Date.now();
         state.detail.last_observed_nonce = Math.max(state.detail.last_observed_nonce || 0, r.nonce);
         appendRound(r);
         renderHealth();
-        refreshCadenceSoon();
+        refreshSoon(loadDetail, loadRounds, loadCadence);
       },
       verified: () => refresh(() => loadDetail().then(loadBets)),
       deleted: () => {
@@ -411,7 +429,7 @@
       },
     });
     setInterval(renderHealth, 1000);
-    setInterval(() => { renderDistribution(); refresh(loadPinned); }, 10000);
+    setInterval(() => renderDistribution(), 10000);
     if (localStorage.getItem('autoFollow') === '1') {
       App.live('/live/events', { bet: (b) => { if (b.stream_id !== id) window.location.assign(`/streams/${b.stream_id}`); } });
     }

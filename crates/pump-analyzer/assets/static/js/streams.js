@@ -80,22 +80,16 @@
   }, 5000);
 
   window.sessionManager.init().then(() => load()).catch((e) => toast(e.message, 'error'));
-  App.live('/live/events', {
+  App.live('/live/events?rounds=1', {
+    // Heartbeats move "last seen" and the observed nonce.
+    round: () => reloadSoon(),
     stream: (s) => {
       toast(`New seed pair: ${short(s.client_seed, 20)} / ${short(s.server_seed_hashed, 10)}`);
       reloadSoon();
     },
     bet: (bet) => {
-      const known = streams.find((s) => s.id === bet.stream_id);
-      if (known) {
-        known.total_bets += 1;
-        known.last_seen_at = bet.received_at;
-        known.highest_multiplier = Math.max(known.highest_multiplier || 0, bet.round_result);
-        streams.sort((a, b) => Date.parse(b.last_seen_at) - Date.parse(a.last_seen_at));
-        render();
-      } else {
-        reloadSoon();
-      }
+      // The list shows what the API answers (SPEC §7): a bet marks it for a re-fetch.
+      reloadSoon();
       if (follow.checked) window.location.assign(`/streams/${bet.stream_id}`);
     },
     deleted: () => reloadSoon(),
