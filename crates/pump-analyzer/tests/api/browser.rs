@@ -579,3 +579,90 @@ async fn live_numbers_equal_a_fresh_load_after_heartbeats_and_bets() {
     let fresh_row = browser.command("execute/sync", json!({"script": format!("return {row};"), "args": []})).await;
     assert_eq!(live_row, fresh_row, "the streams list equals a fresh load");
 }
+
+/// A minimal Antebot stand-in in plain Node: runs the script text it is given with `engine`,
+/// `log` and the real `fetch`, plays `rounds` rounds of one seed pair through
+/// `engine.onBetPlaced`, then calls `engine.onBettingStopped`.
+const ANTEBOT_STAND_IN: &str = r#"
+const fs = require('fs');
+const [scriptPath, rounds] = process.argv.slice(2);
+const script = fs.readFileSync(scriptPath, 'utf8');
+const handlers = {};
+const engine = {
+  onBetPlaced: (cb) => { handlers.placed = cb; },
+  onBettingStopped: (cb) => { handlers.stopped = cb; },
+};
+const log = (...args) => console.error(...args);
+new Function('engine', 'log', script)(engine, log);
+(async () => {
+  for (let nonce = 1; nonce <= Number(rounds); nonce++) {
+    const result = nonce % 40 === 0 ? 400.02 : 1 + (nonce % 7) / 10;
+    await handlers.placed({
+      id: `bet-${nonce}`, nonce, amount: 0.01, payout: 0, dateTime: new Date().toISOString(),
+      clientSeed: 'stand-in-client', serverSeedHashed: 'stand-in-hash',
+      state: { difficulty: 'expert', roundTargetMultiplier: 2, roundResultMultiplier: result },
+    });
+  }
+  if (handlers.stopped) await handlers.stopped(false, null);
+})();
+"#;
+
+/// SPEC §7 first run: the empty streams page shows the complete script with this server's URL;
+/// that exact text, run by a stand-in bot, flips the checklist to "receiving" with a link to the
+/// stream, without a reload; and after the bot stops, nothing it played is missing.
+#[tokio::test]
+async fn the_empty_page_script_connects_a_bot_and_loses_no_round_when_betting_stops() {
+    if Command::new("node").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: node is not installed");
+        return;
+    }
+    let Some((app, browser)) = setup(&[]).await else { return };
+    browser.open(&app.url("/")).await;
+    assert!(browser.wait_for("document.querySelector('#antebot-script')", Duration::from_secs(5)).await);
+    let shown = browser
+        .command(
+            "execute/sync",
+            json!({"script": "return document.querySelector('#antebot-script').textContent;", "args": []}),
+        )
+        .await;
+    let shown = shown.as_str().unwrap().to_string();
+    let ingest = app.url("/live/ingest");
+    assert!(shown.contains(&format!("const PUMP_URL = '{ingest}';")), "{shown}");
+    assert!(shown.contains("engine.onBettingStopped"), "the script flushes when betting stops");
+    let checklist = browser
+        .command(
+            "execute/sync",
+            json!({"script": "return document.querySelector('#checklist-status').innerText;", "args": []}),
+        )
+        .await;
+    assert!(checklist.as_str().unwrap().contains("waiting for your bot"), "{checklist}");
+
+    let dir = crate::helpers::TempDir::new();
+    let (script, stand_in) = (dir.path().join("pump-feed.js"), dir.path().join("antebot.js"));
+    std::fs::write(&script, &shown).unwrap();
+    std::fs::write(&stand_in, ANTEBOT_STAND_IN).unwrap();
+    // 123 rounds: the script sends every 50 queued (or once a second); the last 23 go only
+    // because it flushes when betting stops.
+    let output = tokio::process::Command::new("node").arg(&stand_in).arg(&script).arg("123").output().await.unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    assert!(
+        browser.wait_for("document.querySelector('#checklist-stream')", Duration::from_secs(5)).await,
+        "the checklist links the new stream without a reload"
+    );
+    assert!(
+        browser.wait_for("document.querySelector('#checklist-status').innerText.includes('Receiving: 123 rounds from seed stand-in-client')", Duration::from_secs(5)).await,
+        "{}", browser.text().await
+    );
+    let (_, list) = app.get("/live/streams").await;
+    let stream = &list["streams"][0];
+    assert_eq!(stream["last_observed_nonce"], 123, "the last rounds arrived when betting stopped");
+    assert_eq!(stream["total_bets"], 3, "the rounds at or above 164.72 came as full bets");
+    let href = browser
+        .command(
+            "execute/sync",
+            json!({"script": "return document.querySelector('#checklist-stream').getAttribute('href');", "args": []}),
+        )
+        .await;
+    assert_eq!(href.as_str().unwrap(), format!("/streams/{}", stream["id"].as_str().unwrap()));
+}

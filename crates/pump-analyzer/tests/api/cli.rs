@@ -352,3 +352,15 @@ fn scan_streams_millions_of_hits_in_bounded_memory() {
     let peak_mib = usage.ru_maxrss as f64 / 1024.0;
     assert!(peak_mib < 100.0, "peak memory {peak_mib:.1} MiB");
 }
+
+/// One source for the Antebot script: the file the dashboard embeds is the README's text.
+#[test]
+fn the_readme_shows_the_embedded_antebot_script() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("../../README.md")).unwrap();
+    let script = std::fs::read_to_string(root.join("assets/static/antebot/pump-feed.js")).unwrap();
+    assert!(
+        readme.contains(&format!("```js\n{script}```")),
+        "README's Connect Antebot block differs from pump-feed.js"
+    );
+}

@@ -34,26 +34,62 @@
       ),
     );
     $('#streams').hidden = streams.length === 0;
-    $('#empty').hidden = streams.length !== 0;
+    $('#empty').hidden = streams.length !== 0 && !startedEmpty;
+    renderChecklist();
     $('#more').hidden = streams.length >= total;
   }
+
+  /** The page opened with no stream: its set-up panel (script, checklist) stays up while the
+   * first stream arrives, and its checklist follows it live. */
+  let startedEmpty = false;
+  const README_URL = 'http://127.0.0.1:8000/live/ingest';
 
   async function emptyState() {
     const config = await api('/api/config').catch(() => ({ token_required: false, rate_limit_per_minute: 60 }));
     const url = `${window.location.origin}/live/ingest`;
-    const headers = config.token_required
-      ? "{ 'Content-Type': 'application/json', 'X-Ingest-Token': 'YOUR_TOKEN' }"
-      : "{ 'Content-Type': 'application/json' }";
+    // The README's script, one file embedded in the server, with this server's URL filled in.
+    let script = await fetch('/static/antebot/pump-feed.js').then((r) => r.text()).catch(() => '');
+    script = script.replace(`'${README_URL}'`, `'${url}'`);
+    if (config.token_required) {
+      script = script.replace("const PUMP_TOKEN = '';", "const PUMP_TOKEN = 'PASTE_YOUR_INGEST_TOKEN_HERE'; // <-- your INGEST_TOKEN");
+    }
+    const copy = el('button', { id: 'copy-script', onclick: async () => {
+      try {
+        await navigator.clipboard.writeText(script);
+        copy.textContent = 'Copied';
+      } catch (_) {
+        const range = document.createRange();
+        range.selectNodeContents($('#antebot-script'));
+        window.getSelection().removeAllRanges();
+        window.getSelection().addRange(range);
+        copy.textContent = 'Selected: press Ctrl+C';
+      }
+    } }, 'Copy script');
     $('#empty').replaceChildren(
-      el('h2', {}, 'No streams yet'),
-      el('p', {}, 'Point your Antebot script at this server; streams appear here as soon as the first bet or heartbeat arrives.'),
+      el('h2', {}, 'Connect your bot'),
+      el('ol', { id: 'checklist', class: 'checklist' },
+        el('li', {}, 'Copy the script below and paste it into Antebot’s script editor (game: Pump).'),
+        config.token_required
+          ? el('li', {}, 'An ingest token is configured: replace ', el('code', {}, 'PASTE_YOUR_INGEST_TOKEN_HERE'), ' with your ', el('code', {}, 'INGEST_TOKEN'), '.')
+          : el('li', { class: 'muted' }, 'No ingest token is configured (open access on this machine): nothing to fill in.'),
+        el('li', { id: 'checklist-status', class: 'waiting' }, 'Start betting: waiting for your bot…')),
       el('p', {}, 'Ingest URL: ', el('code', { id: 'ingest-url' }, url)),
-      config.token_required
-        ? el('p', {}, 'An ingest token is configured: send it in the ', el('code', {}, 'X-Ingest-Token'), ' header.')
-        : el('p', { class: 'muted' }, 'No ingest token is configured (open access on this machine).'),
-      el('pre', {}, `engine.onBetPlaced(async (lastBet) => {\n  await fetch('${url}', {\n    method: 'POST',\n    headers: ${headers},\n    body: JSON.stringify({ /* see README: Connect Antebot */ }),\n  });\n});`),
-      el('p', { class: 'muted' }, `Rate limit: ${config.rate_limit_per_minute} requests per minute per client (INGEST_RATE_LIMIT).`),
+      el('div', { class: 'row' }, copy),
+      el('pre', { id: 'antebot-script' }, script),
+      el('p', { class: 'muted' }, `Rate limit: ${config.rate_limit_per_minute} requests per minute per client (INGEST_RATE_LIMIT); the script sends about one per second.`),
     );
+    renderChecklist();
+  }
+
+  function renderChecklist() {
+    const status = $('#checklist-status');
+    if (!status || !streams.length) return;
+    const s = streams[0];
+    const rounds = Math.max(s.rounds_count || 0, s.total_bets || 0);
+    status.className = 'receiving';
+    status.replaceChildren(
+      `Receiving: ${num(rounds)} rounds from seed ${short(s.client_seed, 20)} — `,
+      el('a', { href: `/streams/${s.id}`, id: 'checklist-stream' }, 'open the stream'));
   }
 
   async function load(reset = true) {
@@ -61,8 +97,11 @@
     const page = await api(`/live/streams?limit=${PAGE}&offset=${offset}`);
     streams = reset ? page.streams : streams.concat(page.streams);
     total = page.total;
+    if (reset && offset === 0 && streams.length === 0 && !startedEmpty) {
+      startedEmpty = true;
+      emptyState();
+    }
     render();
-    if (streams.length === 0) emptyState();
   }
 
   let reloadTimer = null;
