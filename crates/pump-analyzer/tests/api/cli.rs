@@ -221,27 +221,17 @@ fn verify_prints_the_result_and_the_board() {
     assert!(!bad.status.success());
 }
 
+/// `scan` over SPEC §4.4's range vector (expert, nonces 1–50,000) with `extra` arguments.
+fn scan_vector_range(extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["scan", "--server-seed", VECTOR_SERVER, "--client-seed", "zXv1upuFns"];
+    args.extend(["--start", "1", "--end", "50000", "--difficulty", "expert"]);
+    args.extend(extra);
+    run(&args, &[])
+}
+
 #[test]
 fn scan_finds_the_vector_hits_and_summarises_them() {
-    let output = run(
-        &[
-            "scan",
-            "--server-seed",
-            VECTOR_SERVER,
-            "--client-seed",
-            "zXv1upuFns",
-            "--start",
-            "1",
-            "--end",
-            "50000",
-            "--difficulty",
-            "expert",
-            "--targets",
-            "11200.65,48536.13",
-            "--json",
-        ],
-        &[],
-    );
+    let output = scan_vector_range(&["--targets", "11200.65,48536.13", "--json"]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let nonces: Vec<u64> = json["hits"]
@@ -286,27 +276,7 @@ fn scan_finds_the_vector_hits_and_summarises_them() {
 /// `--max-hits` lists the first N hits in nonce order; the summary still counts every one.
 #[test]
 fn scan_max_hits_caps_the_list_but_not_the_counts() {
-    let output = run(
-        &[
-            "scan",
-            "--server-seed",
-            VECTOR_SERVER,
-            "--client-seed",
-            "zXv1upuFns",
-            "--start",
-            "1",
-            "--end",
-            "50000",
-            "--difficulty",
-            "expert",
-            "--targets",
-            "400.02",
-            "--max-hits",
-            "3",
-            "--json",
-        ],
-        &[],
-    );
+    let output = scan_vector_range(&["--targets", "400.02", "--max-hits", "3", "--json"]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let nonces: Vec<u64> = json["hits"].as_array().unwrap().iter().map(|h| h["nonce"].as_u64().unwrap()).collect();
