@@ -121,6 +121,7 @@ impl Application {
             metrics: Arc::default(),
             closing: Arc::new(tokio::sync::watch::channel(false).0),
             sse_slots,
+            demos: Arc::default(),
             connections: connections.clone(),
         });
         Ok(Self { listener, connections, tls, address, state, secret_source })

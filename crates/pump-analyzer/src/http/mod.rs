@@ -1,6 +1,7 @@
 //! The HTTP surface: one router per resource, assembled here with the security layers.
 
 pub mod csv;
+mod demo;
 pub mod error;
 mod events;
 pub mod extract;
@@ -10,7 +11,7 @@ pub mod openapi;
 pub(crate) mod pages;
 pub mod query;
 pub mod runs;
-mod seeds;
+pub mod seeds;
 mod session;
 mod streams;
 mod verify;
@@ -75,6 +76,8 @@ pub struct SharedState {
     pub closing: Arc<tokio::sync::watch::Sender<bool>>,
     /// One permit per live (SSE) subscriber, `SSE_MAX_CLIENTS` in all.
     pub sse_slots: Arc<tokio::sync::Semaphore>,
+    /// Demo feeds started in this process.
+    pub demos: Arc<crate::live::demo::DemoRegistry>,
     /// Open HTTP connections and their cap.
     pub connections: crate::serve::ConnectionSlots,
 }
@@ -121,6 +124,7 @@ pub fn router(state: AppState) -> Router {
         .merge(streams::router())
         .merge(events::router())
         .merge(seeds::router())
+        .merge(demo::router())
         .merge(runs::router())
         .merge(session::router())
         .merge(pages::router())

@@ -181,6 +181,46 @@ pub const OPERATIONS: &[Operation] = &[
         responses: &[(200, "SeedRevealed"), (201, "SeedRevealed"), (400, E), (401, SE), (403, SE), (422, E)],
     },
     Operation {
+        method: "post",
+        path: "/live/demo",
+        summary: "Start a demo stream fed live from the engine (body optional: {rate})",
+        params: &[],
+        request: Some("DemoRate"),
+        responses: &[(201, "Demo"), (400, E), (401, SE), (403, SE), (422, E)],
+    },
+    Operation {
+        method: "get",
+        path: "/live/demo",
+        summary: "Demo feeds of this server",
+        params: &[],
+        request: None,
+        responses: &[(200, "DemoList")],
+    },
+    Operation {
+        method: "put",
+        path: "/live/demo/{id}",
+        summary: "Set a demo's pace (rounds per second)",
+        params: &[ID],
+        request: Some("DemoRate"),
+        responses: &[(200, "Demo"), (400, E), (401, SE), (403, SE), (404, E), (422, E)],
+    },
+    Operation {
+        method: "delete",
+        path: "/live/demo/{id}",
+        summary: "Stop a demo's feed (the stream stays)",
+        params: &[ID],
+        request: None,
+        responses: &[(200, "Demo"), (401, SE), (403, SE), (404, E), (422, E)],
+    },
+    Operation {
+        method: "post",
+        path: "/live/demo/{id}/reveal",
+        summary: "Stop a demo and reveal its server seed: every recorded bet is verified",
+        params: &[ID],
+        request: None,
+        responses: &[(200, "SeedRevealed"), (201, "SeedRevealed"), (401, SE), (403, SE), (404, E), (422, E)],
+    },
+    Operation {
         method: "get",
         path: "/live/seeds",
         summary: "Revealed seeds",
@@ -357,7 +397,7 @@ pub fn schemas() -> Map<String, Value> {
         "id": s(), "server_seed_hashed": s(), "client_seed": s(), "created_at": s(), "last_seen_at": s(),
         "total_bets": i(), "highest_multiplier": nullable("number"), "last_observed_nonce": nullable("integer"),
         "notes": nullable("string"), "verified": { "oneOf": [{ "type": "null" }, reference("Verified")] },
-        "seed_revealed": b(), "rounds_count": i(),
+        "seed_revealed": b(), "rounds_count": i(), "demo": b(),
     });
     let summary_required = [
         "id",
@@ -550,6 +590,15 @@ pub fn schemas() -> Map<String, Value> {
             ),
         ),
         ("SeedReveal", object(&["server_seed"], json!({ "server_seed": s() }))),
+        ("DemoRate", object(&[], json!({ "rate": i() }))),
+        (
+            "Demo",
+            object(
+                &["stream_id", "server_seed_hashed", "client_seed", "difficulty", "rate", "running", "last_nonce"],
+                json!({ "stream_id": s(), "server_seed_hashed": s(), "client_seed": s(), "difficulty": s(), "rate": i(), "running": b(), "last_nonce": i() }),
+            ),
+        ),
+        ("DemoList", object(&["demos"], json!({ "demos": array_of("Demo") }))),
         (
             "SeedRevealed",
             object(

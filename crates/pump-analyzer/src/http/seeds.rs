@@ -51,6 +51,12 @@ async fn reveal(State(state): State<AppState>, JsonBody(body): JsonBody) -> Resu
         Some(Value::String(s)) => s.clone(),
         Some(_) => return Err(AppError::validation("server_seed", "must be a string")),
     };
+    revealed(&state, seed).await
+}
+
+/// Stores `seed` as revealed, verifies the bets of every stream it belongs to (waiting a little
+/// for small ones) and answers with what was linked: `POST /live/seeds`, and a demo's reveal.
+pub async fn revealed(state: &AppState, seed: String) -> Result<(StatusCode, Json<Value>)> {
     let hashed = seed_hash(&seed);
     let (created, revealed_at, linked) = state.store.reveal_seed(seed.clone(), hashed.clone()).await?;
     tracing::info!(server_seed_hashed = %hashed, streams = linked.len(), "server seed revealed");

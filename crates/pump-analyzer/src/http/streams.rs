@@ -197,6 +197,7 @@ async fn delete(State(state): State<AppState>, PathId(raw): PathId) -> Result<Js
         .delete_stream(key)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("Stream {} not found", key.id)))?;
+    state.demos.forget(key.id);
     tracing::info!(stream = %key.id, bets = deleted.bets, "stream deleted");
     Ok(Json(json!({ "deleted": true, "stream_id": key.id, "bets_deleted": deleted.bets })))
 }

@@ -2,6 +2,7 @@
 //! verification of recorded bets once a seed is revealed.
 
 pub mod analysis;
+pub mod demo;
 pub mod hub;
 pub mod message;
 pub mod verifier;

@@ -267,6 +267,10 @@ impl Store {
         dispatch!(self, s => s.set_notes(pk, notes).await)
     }
 
+    pub async fn mark_demo(&self, pk: i64) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.mark_demo(pk).await)
+    }
+
     pub async fn delete_stream(&self, key: StreamKey) -> Result<Option<Deleted>, StoreError> {
         dispatch!(self, s => s.delete_stream(key).await)
     }

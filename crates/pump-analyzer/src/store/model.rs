@@ -96,6 +96,9 @@ pub struct StreamSummary {
     pub verified: Option<Verified>,
     pub seed_revealed: bool,
     pub rounds_count: i64,
+    /// Fed by the built-in demo, not by a bot (SPEC §7).
+    #[serde(default)]
+    pub demo: bool,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -257,6 +260,7 @@ impl StreamSummary {
             verified: None,
             seed_revealed,
             rounds_count: 0,
+            demo: false,
         }
     }
 }

@@ -50,7 +50,10 @@ const MAX_GROUP: usize = 256;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const POOL_SIZE: usize = 16;
 
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/postgres/0001_initial.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_initial.sql")),
+    (2, include_str!("../../migrations/postgres/0002_demo_streams.sql")),
+];
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {

@@ -164,6 +164,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/sqlite/0006_fold_stream_difficulties.sql")),
         M::up(include_str!("../../migrations/sqlite/0007_bet_rounds_in_place.sql")),
         M::up(include_str!("../../migrations/sqlite/0008_mult_cents_without_a_function.sql")),
+        M::up(include_str!("../../migrations/sqlite/0009_demo_streams.sql")),
     ])
 }
 

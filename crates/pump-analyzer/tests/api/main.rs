@@ -4,6 +4,7 @@
 mod browser;
 mod catalogue;
 mod cli;
+mod demo;
 mod durability;
 mod events;
 mod helpers;

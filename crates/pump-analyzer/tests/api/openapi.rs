@@ -163,6 +163,14 @@ async fn every_documented_operation_answers_as_documented() {
     c.call(Method::PUT, &format!("/live/streams/{id}"), Some(json!({"notes": 1}))).await;
     c.call(Method::POST, "/live/seeds", Some(json!({"server_seed": "s"}))).await;
     c.call(get.clone(), "/live/seeds", None).await;
+    let demo = c.call(Method::POST, "/live/demo", Some(json!({"rate": 50}))).await;
+    let demo_id = demo["stream_id"].as_str().unwrap().to_string();
+    c.call(Method::POST, "/live/demo", Some(json!({"rate": 0}))).await;
+    c.call(get.clone(), "/live/demo", None).await;
+    c.call(Method::PUT, &format!("/live/demo/{demo_id}"), Some(json!({"rate": 20}))).await;
+    c.call(Method::PUT, "/live/demo/6f1c2d3e-0000-4000-8000-000000000000", Some(json!({"rate": 20}))).await;
+    c.call(Method::DELETE, &format!("/live/demo/{demo_id}"), None).await;
+    c.call(Method::POST, &format!("/live/demo/{demo_id}/reveal"), None).await;
     c.call(get.clone(), "/verify?server_seed=a&client_seed=b&nonce=1&difficulty=hard", None).await;
     c.call(get.clone(), "/verify?nonce=0", None).await;
     let run = json!({"server_seed": "a", "client_seed": "b", "start": 1, "end": 5000, "difficulty": "easy", "targets": [24.5, 1.0]});

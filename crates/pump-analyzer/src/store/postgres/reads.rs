@@ -16,7 +16,7 @@ type Client = deadpool_postgres::Object;
 
 const SUMMARY_COLUMNS: &str = "s.pk, s.id, s.server_seed_hashed, s.client_seed, s.created_at, s.last_seen_at,
     s.total_bets, s.highest_multiplier, s.last_observed_nonce, s.notes, s.rounds_count,
-    s.verified_checked, s.verified_matched, s.verified_mismatched, r.server_seed IS NOT NULL";
+    s.verified_checked, s.verified_matched, s.verified_mismatched, r.server_seed IS NOT NULL, s.demo";
 const SUMMARY_FROM: &str = "streams s LEFT JOIN revealed_seeds r ON r.server_seed_hashed = lower(s.server_seed_hashed)";
 const BET_COLUMNS: &str = "b.id, s.id, b.antebot_bet_id, b.received_at, b.date_time, b.nonce, b.amount, b.payout,
     b.payout_multiplier, b.difficulty, b.round_target, b.round_result, b.verified, b.expected_multiplier,
@@ -64,6 +64,7 @@ fn summary_row(row: &Row) -> Result<(i64, StreamSummary), StoreError> {
         notes: row.try_get(9)?,
         rounds_count: row.try_get(10)?,
         seed_revealed: revealed,
+        demo: row.try_get(15)?,
         verified: if revealed {
             Some(Verified {
                 checked,
@@ -153,8 +154,8 @@ impl PostgresStore {
         let statement = client.prepare_cached(&sql).await?;
         let Some(row) = client.query_opt(&statement, &[&id]).await? else { return Ok(None) };
         let (pk, summary) = summary_row(&row)?;
-        let lowest: Option<f64> = row.try_get(15)?;
-        let sum: f64 = row.try_get(16)?;
+        let lowest: Option<f64> = row.try_get(16)?;
+        let sum: f64 = row.try_get(17)?;
         let summary = complete(&client, pk, summary).await?;
         let breakdown_statement =
             client.prepare_cached("SELECT difficulty, bets FROM stream_difficulties WHERE stream_pk = $1").await?;
@@ -174,10 +175,10 @@ impl PostgresStore {
             summary,
             lowest_multiplier: lowest,
             average_multiplier: average,
-            total_amount: row.try_get(17)?,
-            total_payout: row.try_get(18)?,
+            total_amount: row.try_get(18)?,
+            total_payout: row.try_get(19)?,
             difficulty_breakdown: breakdown,
-            server_seed: row.try_get(19)?,
+            server_seed: row.try_get(20)?,
             recent_bets,
         }))
     }

@@ -56,6 +56,12 @@ impl PostgresStore {
         Ok(client.execute("UPDATE streams SET notes = $2 WHERE pk = $1", &[&pk, &notes]).await? == 1)
     }
 
+    /// Marks a stream as fed by the built-in demo.
+    pub async fn mark_demo(&self, pk: i64) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        Ok(client.execute("UPDATE streams SET demo = true WHERE pk = $1", &[&pk]).await? == 1)
+    }
+
     pub async fn delete_stream(&self, key: StreamKey) -> Result<Option<Deleted>, StoreError> {
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;

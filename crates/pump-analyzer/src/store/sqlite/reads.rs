@@ -13,7 +13,7 @@ use crate::store::StoreError;
 
 const SUMMARY_COLUMNS: &str = "s.pk, s.id, s.server_seed_hashed, s.client_seed, s.created_at, s.last_seen_at,
     s.total_bets, s.highest_multiplier, s.last_observed_nonce, s.notes, s.rounds_count,
-    s.verified_checked, s.verified_matched, s.verified_mismatched, r.server_seed IS NOT NULL";
+    s.verified_checked, s.verified_matched, s.verified_mismatched, r.server_seed IS NOT NULL, s.demo";
 const SUMMARY_FROM: &str = "streams s LEFT JOIN revealed_seeds r ON r.server_seed_hashed = lower(s.server_seed_hashed)";
 
 /// The bet record columns, `distance_prev` computed against the whole stream with one probe of
@@ -68,6 +68,7 @@ fn summary_row(row: &Row<'_>) -> rusqlite::Result<(i64, StreamSummary)> {
         notes: row.get(9)?,
         rounds_count: row.get(10)?,
         seed_revealed: revealed,
+        demo: row.get(15)?,
         verified: revealed.then(|| Verified {
             checked,
             matched: row.get(12).unwrap_or(0),
@@ -230,11 +231,11 @@ impl SqliteStore {
                 .prepare_cached(&sql)?
                 .query_row([id.to_string()], |r| {
                     let (pk, summary) = summary_row(r)?;
-                    let lowest: Option<f64> = r.get(15)?;
-                    let sum: f64 = r.get(16)?;
-                    let amount: f64 = r.get(17)?;
-                    let payout: f64 = r.get(18)?;
-                    let seed: Option<String> = r.get(19)?;
+                    let lowest: Option<f64> = r.get(16)?;
+                    let sum: f64 = r.get(17)?;
+                    let amount: f64 = r.get(18)?;
+                    let payout: f64 = r.get(19)?;
+                    let seed: Option<String> = r.get(20)?;
                     Ok((pk, summary, lowest, sum, amount, payout, seed))
                 })
                 .optional()?;

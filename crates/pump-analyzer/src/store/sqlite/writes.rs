@@ -16,6 +16,11 @@ impl SqliteStore {
             .await
     }
 
+    /// Marks a stream as fed by the built-in demo.
+    pub async fn mark_demo(&self, pk: i64) -> Result<bool, StoreError> {
+        self.write(move |w| Ok(w.conn.execute("UPDATE streams SET demo = 1 WHERE pk = ?1", [pk])? == 1)).await
+    }
+
     /// Deletes a stream with its bets, rounds and counters; `None` when it was already gone.
     pub async fn delete_stream(&self, key: StreamKey) -> Result<Option<Deleted>, StoreError> {
         self.write(move |w: &mut Writer| {
