@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod demo_client;
 pub mod http;
 pub mod live;
 pub mod metrics;

@@ -1,4 +1,4 @@
-//! The `pump-analyzer` command: `serve` (the default), `verify`, `scan`, `token`, `config`.
+//! The `pump-analyzer` command: `serve` (the default), `verify`, `scan`, `demo`, `token`, `config`.
 
 use std::process::ExitCode;
 
@@ -39,6 +39,18 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Start a demo stream on a running server (fed live from the engine) and stop it on Ctrl-C.
+    Demo {
+        /// The server's URL (default: http://API_HOST:API_PORT from the environment or .env).
+        #[arg(long)]
+        url: Option<String>,
+        /// Rounds per second (1-1000).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        rate: u32,
+        /// Stop after this many seconds instead of waiting for Ctrl-C.
+        #[arg(long)]
+        seconds: Option<u64>,
     },
     /// Scan a nonce range for target multipliers on all cores.
     Scan {
@@ -115,6 +127,29 @@ fn main() -> ExitCode {
             };
             let mut out = std::io::BufWriter::new(std::io::stdout());
             match pump_analyzer::cli::scan(&args, &mut out) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Demo { url, rate, seconds } => {
+            let url = match url {
+                Some(url) => url,
+                None => match Settings::from_process(&Overrides::default()) {
+                    Ok(s) => {
+                        let host = if s.host.is_unspecified() { "127.0.0.1".to_string() } else { s.host.to_string() };
+                        let host = if host.contains(':') { format!("[{host}]") } else { host };
+                        format!("http://{host}:{}", s.port)
+                    }
+                    Err(e) => return config_error(&e),
+                },
+            };
+            let args = pump_analyzer::demo_client::DemoArgs { url, rate, seconds };
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            match runtime.map_err(|e| e.to_string()).and_then(|rt| rt.block_on(pump_analyzer::demo_client::run(&args)))
+            {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");

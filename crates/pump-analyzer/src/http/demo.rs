@@ -67,14 +67,12 @@ async fn set_rate(State(state): State<AppState>, PathId(raw): PathId, JsonBody(b
 
 async fn stop(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<Value>> {
     let demo = demo_of(&state, &raw)?;
-    demo.stop();
+    demo.stop_and_wait().await;
     Ok(Json(json!(demo.status())))
 }
 
 async fn reveal(State(state): State<AppState>, PathId(raw): PathId) -> Result<(StatusCode, Json<Value>)> {
     let demo = demo_of(&state, &raw)?;
-    // A round still on its way when the feed stops is verified as it is stored, like any bet
-    // arriving after a reveal.
-    let seed = demo.reveal();
+    let seed = demo.reveal().await;
     super::seeds::revealed(&state, seed).await
 }

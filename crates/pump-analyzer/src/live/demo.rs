@@ -38,6 +38,9 @@ pub struct Demo {
     running: AtomicBool,
     /// The last nonce sent.
     last_nonce: AtomicI64,
+    /// Wakes the feed when it is stopped; turns `true` once it has stored its last rounds.
+    stopped: tokio::sync::Notify,
+    finished: tokio::sync::watch::Sender<bool>,
 }
 
 /// What the API shows of a demo (never its server seed before the reveal).
@@ -72,11 +75,20 @@ impl Demo {
     /// Stops the feed (the stream and its rounds stay).
     pub fn stop(&self) {
         self.running.store(false, Ordering::Relaxed);
+        self.stopped.notify_one();
+    }
+
+    /// Stops the feed and waits (a few seconds at most) until rounds it was storing are stored,
+    /// so that what the caller reads next no longer moves.
+    pub async fn stop_and_wait(&self) {
+        self.stop();
+        let mut finished = self.finished.subscribe();
+        let _ = tokio::time::timeout(Duration::from_secs(5), finished.wait_for(|done| *done)).await;
     }
 
     /// The server seed, for the reveal; the feed stops first so every bet can be verified.
-    pub fn reveal(&self) -> String {
-        self.stop();
+    pub async fn reveal(&self) -> String {
+        self.stop_and_wait().await;
         self.server_seed.clone()
     }
 }
@@ -129,6 +141,8 @@ impl DemoRegistry {
             rate: AtomicU32::new(rate),
             running: AtomicBool::new(true),
             last_nonce: AtomicI64::new(1),
+            stopped: tokio::sync::Notify::new(),
+            finished: tokio::sync::watch::channel(false).0,
         });
         self.demos.lock().unwrap_or_else(|e| e.into_inner()).insert(demo.stream_id, demo.clone());
         tokio::spawn(feed(store, demo.clone(), deriver));
@@ -178,7 +192,10 @@ async fn feed(store: Store, demo: Arc<Demo>, deriver: RoundDeriver) {
     let mut sent_since_start = 0u64;
     let mut rate = demo.rate.load(Ordering::Relaxed);
     while demo.running.load(Ordering::Relaxed) {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = demo.stopped.notified() => break,
+        }
         let now_rate = demo.rate.load(Ordering::Relaxed);
         if now_rate != rate {
             // A new pace counts from now.
@@ -218,7 +235,8 @@ async fn feed(store: Store, demo: Arc<Demo>, deriver: RoundDeriver) {
             }
         }
     }
-    demo.stop();
+    demo.running.store(false, Ordering::Relaxed);
+    demo.finished.send_replace(true);
 }
 
 #[cfg(test)]

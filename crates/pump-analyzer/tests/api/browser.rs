@@ -666,3 +666,48 @@ async fn the_empty_page_script_connects_a_bot_and_loses_no_round_when_betting_st
         .await;
     assert_eq!(href.as_str().unwrap(), format!("/streams/{}", stream["id"].as_str().unwrap()));
 }
+
+/// SPEC §7 first run without a bot: "Watch a demo" opens a demo stream, badged, whose nonce,
+/// tape and tier cards move live; "Reveal seed and verify" shows every recorded bet verified.
+#[tokio::test]
+async fn watch_a_demo_feeds_a_badged_stream_live_and_its_reveal_verifies_every_bet() {
+    let Some((app, browser)) = setup(&[]).await else { return };
+    browser.open(&app.url("/")).await;
+    assert!(browser.wait_for("document.querySelector('#watch-demo')", Duration::from_secs(5)).await);
+    browser.run("document.querySelector('#watch-demo').click(); return true;").await;
+    assert!(browser.wait_for("location.pathname.startsWith('/streams/')", Duration::from_secs(5)).await);
+    let id = browser.location().await.rsplit('/').next().unwrap().to_string();
+    assert!(browser.wait_for("document.querySelector('#demo-badge')", Duration::from_secs(5)).await, "the demo badge");
+    assert!(browser.wait_for("document.querySelectorAll('.tier-card').length === 5", Duration::from_secs(5)).await);
+    let tape = "document.querySelectorAll('#tape span').length";
+    assert!(browser.wait_for(&format!("{tape} >= 15"), Duration::from_secs(5)).await, "the tape moves at ~10 rounds/s");
+    let nonce = |text: Value| text.as_str().unwrap().replace(',', "").parse::<i64>().unwrap();
+    let latest = "return document.querySelector('#latest-nonce').innerText;";
+    let first = nonce(browser.command("execute/sync", json!({"script": latest, "args": []})).await);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let later = nonce(browser.command("execute/sync", json!({"script": latest, "args": []})).await);
+    assert!(later >= first + 8, "the observed nonce advances at the demo's pace: {first} → {later}");
+
+    browser.run("document.querySelector('#demo-reveal').click(); return true;").await;
+    assert!(
+        browser
+            .wait_for(
+                "(document.querySelector('#verification-summary') || {}).innerText?.includes('All checked bets match')",
+                Duration::from_secs(10)
+            )
+            .await,
+        "{}",
+        browser.text().await
+    );
+    let (_, stream) = app.get(&format!("/live/streams/{id}")).await;
+    assert_eq!(stream["demo"], true);
+    assert_eq!(stream["verified"]["mismatched"], 0);
+    assert_eq!(stream["verified"]["checked"], stream["total_bets"]);
+    browser.open(&app.url("/")).await;
+    assert!(
+        browser
+            .wait_for(&format!("document.querySelector('tr[data-id=\"{id}\"] .badge.demo')"), Duration::from_secs(5))
+            .await,
+        "badged in the list too"
+    );
+}

@@ -334,3 +334,36 @@ fn the_readme_shows_the_embedded_antebot_script() {
         "README's Connect Antebot block differs from pump-feed.js"
     );
 }
+
+/// `pump-analyzer demo` starts a demo stream on a running server, says where to watch it, and
+/// stops its feed when told (here after 2 s).
+#[tokio::test]
+async fn demo_feeds_a_running_server_and_stops_its_feed() {
+    let server = spawn_binary(&[], None);
+    let output = tokio::process::Command::new(binary())
+        .args(["demo", "--url", &server.address, "--rate", "20", "--seconds", "2"])
+        .env_clear()
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    let watch = stdout.lines().find_map(|l| l.strip_prefix("Watch it:")).expect("where to watch it").trim();
+    assert!(watch.starts_with(&format!("{}/streams/", server.address)), "{stdout}");
+    assert!(stdout.contains("Stopped at nonce"), "{stdout}");
+    let id = watch.rsplit('/').next().unwrap();
+    let stream: serde_json::Value =
+        reqwest::get(server.url(&format!("/live/streams/{id}"))).await.unwrap().json().await.unwrap();
+    assert_eq!(stream["demo"], true);
+    let nonce = stream["last_observed_nonce"].as_i64().unwrap();
+    assert!((20..=70).contains(&nonce), "about 20 rounds a second for 2 s, got {nonce}");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let again: serde_json::Value =
+        reqwest::get(server.url(&format!("/live/streams/{id}"))).await.unwrap().json().await.unwrap();
+    assert_eq!(again["last_observed_nonce"].as_i64().unwrap(), nonce, "the feed stopped");
+
+    let refused =
+        Command::new(binary()).args(["demo", "--url", "https://example.invalid"]).env_clear().output().unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("only http:// URLs"));
+}

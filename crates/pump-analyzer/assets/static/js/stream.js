@@ -24,6 +24,7 @@
         el('a', { href: `/live/streams/${id}/export.csv`, id: 'export' }, el('button', {}, 'Export CSV')),
         el('button', { class: 'danger', id: 'delete', onclick: confirmDelete }, 'Delete stream')),
       el('div', { class: 'panel', id: 'seeds' }),
+      el('div', { class: 'panel', id: 'demo', hidden: true }),
       el('div', { class: 'tiles', id: 'stats' }),
       el('div', { class: 'panel', id: 'health' }),
       el('h2', {}, 'Tier cadence ', el('span', { class: 'muted' }, '(expected values are long-run averages, not predictions)')),
@@ -75,7 +76,8 @@
   // ---- header, stats, health ------------------------------------------------------------------
   function renderDetail() {
     const d = state.detail;
-    $('#title').textContent = `Stream ${d.client_seed}`;
+    $('#title').replaceChildren(`Stream ${d.client_seed}`, d.demo ? el('span', { class: 'badge demo', id: 'demo-badge', title: 'Fed by the built-in demo, not by your bot' }, 'demo') : '');
+    renderDemo();
     document.title = `${d.client_seed} · Pump Analyzer`;
     $('#seeds').replaceChildren(
       el('div', {}, el('span', { class: 'muted' }, 'Server seed (hashed): '), el('span', { class: 'mono', id: 'seed-hash' }, d.server_seed_hashed)),
@@ -297,6 +299,51 @@
     state.pinned = pinned;
     localStorage.setItem('pinned', JSON.stringify(pinned));
     loadPinned().catch((e) => toast(e.message, 'error'));
+  }
+
+  // ---- demo controls --------------------------------------------------------------------------
+  async function demoCall(path, options) {
+    try {
+      return await api(path, options);
+    } catch (e) {
+      toast(e.message, 'error');
+      return null;
+    }
+  }
+
+  /** A demo stream gets its controls: pace, stop, and the reveal that verifies every bet. */
+  function renderDemo() {
+    const box = $('#demo');
+    if (!state.detail.demo) {
+      box.hidden = true;
+      return;
+    }
+    box.hidden = false;
+    if (box.dataset.ready) return;
+    box.dataset.ready = '1';
+    const rate = el('input', { id: 'demo-rate', type: 'number', min: 1, max: 1000, value: 10 });
+    const status = el('span', { class: 'muted', id: 'demo-status' });
+    const show = (d) => {
+      if (!d) return;
+      rate.value = d.rate;
+      status.textContent = d.running ? `feeding ${d.rate} rounds/s (nonce ${num(d.last_nonce)})` : 'stopped';
+    };
+    box.replaceChildren(
+      el('h2', {}, 'Demo feed'),
+      el('p', { class: 'muted' }, 'This stream is a demo: rounds come from the engine on a random seed pair, through the same ingest path as a bot. Reveal its seed to see every recorded bet verified.'),
+      el('div', { class: 'row' },
+        el('label', {}, 'Rounds per second', rate),
+        el('button', { id: 'demo-set-rate', onclick: async () => show(await demoCall(`/live/demo/${id}`, { method: 'PUT', json: { rate: Number(rate.value) } })) }, 'Set pace'),
+        el('button', { id: 'demo-stop', onclick: async () => show(await demoCall(`/live/demo/${id}`, { method: 'DELETE' })) }, 'Stop'),
+        el('button', { id: 'demo-reveal', class: 'primary', onclick: async () => {
+          const r = await demoCall(`/live/demo/${id}/reveal`, { method: 'POST' });
+          if (r) {
+            status.textContent = 'stopped and revealed';
+            refresh(() => loadDetail().then(loadBets));
+          }
+        } }, 'Reveal seed and verify'),
+        status));
+    demoCall('/live/demo').then((r) => show(r && r.demos.find((d) => d.stream_id === id)));
   }
 
   // ---- notes, delete, reveal ------------------------------------------------------------------

@@ -24,7 +24,7 @@
           'tr',
           { class: 'clickable', tabindex: 0, dataset: { id: s.id }, onclick: () => window.location.assign(`/streams/${s.id}`), onkeydown: (e) => { if (e.key === 'Enter') window.location.assign(`/streams/${s.id}`); } },
           el('td', { class: 'mono', title: s.server_seed_hashed }, short(s.server_seed_hashed, 12)),
-          el('td', { class: 'mono' }, s.client_seed),
+          el('td', { class: 'mono' }, s.client_seed, s.demo ? [' ', el('span', { class: 'badge demo', title: 'Fed by the built-in demo, not by your bot' }, 'demo')] : null),
           el('td', { title: s.last_seen_at, class: 'last-seen', dataset: { at: s.last_seen_at } }, relative(s.last_seen_at)),
           el('td', { class: 'bets' }, num(s.total_bets)),
           el('td', { class: 'highest' }, mult(s.highest_multiplier)),
@@ -65,7 +65,18 @@
         copy.textContent = 'Selected: press Ctrl+C';
       }
     } }, 'Copy script');
+    const demo = el('button', { id: 'watch-demo', class: 'primary', onclick: async () => {
+      demo.disabled = true;
+      try {
+        const d = await api('/live/demo', { method: 'POST', json: { rate: 10 } });
+        window.location.assign(`/streams/${d.stream_id}`);
+      } catch (e) {
+        demo.disabled = false;
+        toast(e.message, 'error');
+      }
+    } }, 'Watch a demo');
     $('#empty').replaceChildren(
+      el('div', { class: 'row' }, el('p', { class: 'grow' }, 'No bot running yet? See what Pump Analyzer does with a demo stream fed live from the provably-fair engine.'), demo),
       el('h2', {}, 'Connect your bot'),
       el('ol', { id: 'checklist', class: 'checklist' },
         el('li', {}, 'Copy the script below and paste it into Antebot’s script editor (game: Pump).'),
