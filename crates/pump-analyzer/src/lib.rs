@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod security;
 pub mod serve;
 pub mod session;
+pub mod sim;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
