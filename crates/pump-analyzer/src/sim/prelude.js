@@ -280,7 +280,9 @@
 
         if (handlers.bet !== null) {
           const answer = handlers.bet(lastBet);
-          if (answer !== undefined && answer !== null && typeof answer.then === 'function') await answer;
+          // An async callback that never awaited returns a settled promise: no need to wait a
+          // turn of the job queue for it (a rejected one still throws here).
+          if (answer !== undefined && answer !== null && typeof answer.then === 'function' && N.pending(answer)) await answer;
         }
       }
     } catch (e) {

@@ -334,6 +334,21 @@ fn install<'js>(
         })?,
     )?;
     n.set(
+        "pending",
+        Function::new(ctx.clone(), |ctx: Ctx<'_>, value: JsValue<'_>| -> rquickjs::Result<bool> {
+            let Some(promise) = value.as_promise() else { return Ok(true) };
+            match promise.state() {
+                rquickjs::promise::PromiseState::Pending => Ok(true),
+                rquickjs::promise::PromiseState::Resolved => Ok(false),
+                // Rethrown here, as `await` would.
+                rquickjs::promise::PromiseState::Rejected => {
+                    let reason = promise.result::<JsValue>().and_then(|r| r.err()).map(|_| ctx.catch());
+                    Err(ctx.throw(reason.unwrap_or_else(|| JsValue::new_undefined(ctx.clone()))))
+                }
+            }
+        })?,
+    )?;
+    n.set(
         "sha256",
         Function::new(ctx.clone(), |text: String| -> String { hex::encode(Sha256::digest(text.as_bytes())) })?,
     )?;
