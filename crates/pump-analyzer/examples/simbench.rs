@@ -53,5 +53,9 @@ fn main() {
     let single = one.install(|| monte_carlo(&config, runs, &Arc::new(SimControl::default())));
     let all = monte_carlo(&config, runs, &Arc::new(SimControl::default()));
     let (s, a) = (single["bets_per_second"].as_f64().unwrap(), all["bets_per_second"].as_f64().unwrap());
-    println!("monte carlo ({runs} runs): 1 core {s:.0} bets/s, {} cores {a:.0} bets/s, ratio {:.2}", rayon::current_num_threads(), a / s);
+    println!(
+        "monte carlo ({runs} runs): 1 core {s:.0} bets/s, {} cores {a:.0} bets/s, ratio {:.2}",
+        rayon::current_num_threads(),
+        a / s
+    );
 }

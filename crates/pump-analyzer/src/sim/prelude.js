@@ -52,13 +52,14 @@
   // ---- the curve: at most CURVE_MAX points, first and last bet included ---------------------
   let curve = [];
   let stride = 1;
+  let nextSample = 1;
   function sample() {
-    if ((runBets - 1) % stride !== 0) return;
     curve.push({ bet: runBets, profit: st.profit });
     if (curve.length >= CURVE_MAX) {
       curve = curve.filter((_, i) => i % 2 === 0);
       stride *= 2;
     }
+    nextSample = curve[curve.length - 1].bet + stride;
   }
 
   // ---- the script's variables ---------------------------------------------------------------
@@ -146,6 +147,9 @@
     seed = { server_seed: server, server_seed_hashed: N.sha256(server), client_seed: client };
     N.setSeed(server, client);
     nonce = 1;
+    lastBet.clientSeed = seed.client_seed;
+    lastBet.serverSeed = seed.server_seed;
+    lastBet.serverSeedHashed = seed.server_seed_hashed;
   }
   g.resetSeed = function (client) {
     useSeed(N.freshServerSeed(), client === undefined || client === null ? N.freshClientSeed() : String(client));
@@ -192,11 +196,16 @@
   N.scriptError = (e) => fail(e && e.message !== undefined ? String(e.message) : String(e), lineOf(e));
 
   // ---- the loop -----------------------------------------------------------------------------
-  N.run = async function (options) {
+  /** The run's starting point, set before the script's top level runs. */
+  N.init = function (options) {
     balance = options.balance;
     useSeed(options.server_seed, options.client_seed);
     nonce = options.start_nonce;
-    const maxBets = options.max_bets;
+  };
+
+  N.run = async function (maxBets) {
+    const pumpsOf = N.pumps;
+    const busy = N.busy;
     let lastError = null;
     try {
       for (;;) {
@@ -231,7 +240,7 @@
           stopMessage = `betSize ${size} is above the balance ${balance}`;
           break;
         }
-        const pumps = N.pumps(nonce, POPS[diff]);
+        const pumps = pumpsOf(nonce, POPS[diff]);
         const win = pumps >= r;
         const multiplier = win ? table[r] : 0;
         const payout = size * multiplier;
@@ -260,16 +269,13 @@
         if (st.profit < st.lowestProfit) st.lowestProfit = st.profit;
         if (st.highestProfit - st.profit > st.maxDrawdown) st.maxDrawdown = st.highestProfit - st.profit;
         if (size > st.highestBet) st.highestBet = size;
-        sample();
+        if (runBets === nextSample) sample();
 
         lastBet.nonce = nonce;
         lastBet.win = win;
         lastBet.amount = size;
         lastBet.payoutMultiplier = multiplier;
         lastBet.payout = payout;
-        lastBet.clientSeed = seed.client_seed;
-        lastBet.serverSeed = seed.server_seed;
-        lastBet.serverSeedHashed = seed.server_seed_hashed;
         state.difficulty = diff;
         state.rounds = r;
         state.roundTargetMultiplier = table[r];
@@ -278,11 +284,14 @@
         nonce++;
         if ((runBets & 4095) === 0) N.progress(runBets);
 
-        if (handlers.bet !== null) {
-          const answer = handlers.bet(lastBet);
-          // An async callback that never awaited returns a settled promise: no need to wait a
-          // turn of the job queue for it (a rejected one still throws here).
-          if (answer !== undefined && answer !== null && typeof answer.then === 'function' && N.pending(answer)) await answer;
+        // The callback's promise, and any promise it started, settle before the next bet. One
+        // native call tells whether anything is left to wait for: an async callback that never
+        // awaited returns a settled promise and needs no turn of the job queue (a rejected one
+        // throws from the call, as `await` would).
+        const answer = handlers.bet === null ? undefined : handlers.bet(lastBet);
+        if (busy(answer)) {
+          if (answer !== undefined && answer !== null && typeof answer.then === 'function') await answer;
+          while (busy(undefined)) await null;
         }
       }
     } catch (e) {

@@ -133,10 +133,9 @@ fn caught(ctx: &Ctx<'_>) -> ScriptError {
     let value = ctx.catch();
     let (message, stack) = match value.as_exception() {
         Some(e) => (e.message().unwrap_or_else(|| "error".into()), e.stack().unwrap_or_default()),
-        None => (
-            value.as_string().and_then(|s| s.to_string().ok()).unwrap_or_else(|| format!("{value:?}")),
-            String::new(),
-        ),
+        None => {
+            (value.as_string().and_then(|s| s.to_string().ok()).unwrap_or_else(|| format!("{value:?}")), String::new())
+        }
     };
     let line = stack
         .split("script.js:")
@@ -148,8 +147,7 @@ fn caught(ctx: &Ctx<'_>) -> ScriptError {
 
 /// Parses `script` without running any of it; its first syntax error with the line.
 pub fn check_syntax(script: &str) -> Result<(), ScriptError> {
-    let (_runtime, context) =
-        new_runtime().map_err(|message| ScriptError { message, line: None })?;
+    let (_runtime, context) = new_runtime().map_err(|message| ScriptError { message, line: None })?;
     context.with(|ctx| {
         // Wrapped in a function that is never called: parsed, not run; the wrapper sits on the
         // script's first line, so line numbers are the script's own.
@@ -169,10 +167,14 @@ pub fn run(config: &SimConfig, server: &str, client: &str, control: &Arc<SimCont
     };
     let deadline = Rc::new(RefCell::new(Instant::now() + config.time_limit));
     let interrupted: Rc<RefCell<Option<Interrupt>>> = Rc::default();
+    // Set once the run has ended: `onBettingStopped` and the result get the grace period, and a
+    // cancel no longer interrupts them.
+    let finishing = Rc::new(std::cell::Cell::new(false));
     {
         let (deadline, interrupted, control) = (deadline.clone(), interrupted.clone(), control.clone());
+        let finishing = finishing.clone();
         runtime.set_interrupt_handler(Some(Box::new(move || {
-            let why = if control.is_cancelled() {
+            let why = if control.is_cancelled() && !finishing.get() {
                 Interrupt::Cancelled
             } else if Instant::now() >= *deadline.borrow() {
                 Interrupt::TimeLimit
@@ -198,11 +200,21 @@ pub fn run(config: &SimConfig, server: &str, client: &str, control: &Arc<SimCont
         let finish = |reason: Option<&str>| -> Result<Value, String> {
             // An interrupted or out-of-memory run still reports what it did.
             *deadline.borrow_mut() = Instant::now() + GRACE;
+            finishing.set(true);
             raise_memory_limit(&ctx, MEMORY_LIMIT + 32 * 1024 * 1024);
             let result: Function = n.get("result").map_err(|e| e.to_string())?;
             let text: String = result.call((reason,)).catch(&ctx).map_err(|e| e.to_string())?;
             serde_json::from_str(&text).map_err(|e| e.to_string())
         };
+        let options = json!({
+            "server_seed": server,
+            "client_seed": client,
+            "start_nonce": config.start_nonce,
+            "balance": config.balance,
+        });
+        let options = ctx.json_parse(options.to_string()).map_err(|e| e.to_string())?;
+        let init: Function = n.get("init").map_err(|e| e.to_string())?;
+        init.call::<_, ()>((options,)).catch(&ctx).map_err(|e| e.to_string())?;
         if ctx.eval_with_options::<JsValue, _>(config.script.as_str(), script_options()).is_err() {
             let error = caught(&ctx);
             if let Some(why) = *interrupted.borrow() {
@@ -215,16 +227,24 @@ pub fn run(config: &SimConfig, server: &str, client: &str, control: &Arc<SimCont
             result["stop"]["line"] = json!(error.line);
             return Ok(result);
         }
-        let options = json!({
-            "server_seed": server,
-            "client_seed": client,
-            "start_nonce": config.start_nonce,
-            "max_bets": config.max_bets,
-            "balance": config.balance,
-        });
-        let options = ctx.json_parse(options.to_string()).map_err(|e| e.to_string())?;
+        // What the top level started (promises, `.then`s) settles before the first bet.
+        while ctx.execute_pending_job() {}
+        if let Some(why) = *interrupted.borrow() {
+            return finish(Some(reason_of(why)));
+        }
         let run: Function = n.get("run").map_err(|e| e.to_string())?;
-        let promise: Promise = run.call((options,)).catch(&ctx).map_err(|e| e.to_string())?;
+        // The loop runs synchronously until the script first awaits: an interrupt can end it
+        // inside this call already.
+        let promise: Promise = match run.call((config.max_bets as f64,)) {
+            Ok(promise) => promise,
+            Err(_) => {
+                let error = caught(&ctx);
+                if let Some(why) = *interrupted.borrow() {
+                    return finish(Some(reason_of(why)));
+                }
+                return Err(error.message);
+            }
+        };
         let settled = promise.finish::<JsValue>();
         if let Some(why) = *interrupted.borrow() {
             return finish(Some(reason_of(why)));
@@ -334,18 +354,21 @@ fn install<'js>(
         })?,
     )?;
     n.set(
-        "pending",
-        Function::new(ctx.clone(), |ctx: Ctx<'_>, value: JsValue<'_>| -> rquickjs::Result<bool> {
-            let Some(promise) = value.as_promise() else { return Ok(true) };
-            match promise.state() {
-                rquickjs::promise::PromiseState::Pending => Ok(true),
-                rquickjs::promise::PromiseState::Resolved => Ok(false),
-                // Rethrown here, as `await` would.
-                rquickjs::promise::PromiseState::Rejected => {
-                    let reason = promise.result::<JsValue>().and_then(|r| r.err()).map(|_| ctx.catch());
-                    Err(ctx.throw(reason.unwrap_or_else(|| JsValue::new_undefined(ctx.clone()))))
+        "busy",
+        Function::new(ctx.clone(), |ctx: Ctx<'_>, answer: JsValue<'_>| -> rquickjs::Result<bool> {
+            if let Some(promise) = answer.as_promise() {
+                match promise.state() {
+                    rquickjs::promise::PromiseState::Pending => return Ok(true),
+                    rquickjs::promise::PromiseState::Resolved => {}
+                    // Rethrown here, as `await` would.
+                    rquickjs::promise::PromiseState::Rejected => {
+                        let reason = promise.result::<JsValue>().and_then(|r| r.err()).map(|_| ctx.catch());
+                        return Err(ctx.throw(reason.unwrap_or_else(|| JsValue::new_undefined(ctx.clone()))));
+                    }
                 }
             }
+            // SAFETY: the runtime of a live context; JS_IsJobPending only reads its job list.
+            Ok(unsafe { rquickjs::qjs::JS_IsJobPending(rquickjs::qjs::JS_GetRuntime(ctx.as_raw().as_ptr())) })
         })?,
     )?;
     n.set(
