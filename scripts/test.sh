@@ -20,7 +20,7 @@ cargo test --workspace "$@"
 if [ -n "${TEST_DATABASE_URL:-}" ]; then
   echo "== the HTTP suite again on PostgreSQL ($TEST_DATABASE_URL) =="
   PUMP_TEST_BACKEND=postgres cargo test --workspace --test api -- \
-    ingest:: streams:: runs:: sessions:: seeds:: events:: catalogue:: security:: openapi:: hostile:: demo::
+    ingest:: streams:: runs:: sessions:: seeds:: events:: catalogue:: security:: openapi:: hostile:: demo:: simulations::
 else
   echo "SKIPPED: the PostgreSQL pass of the HTTP suite (no TEST_DATABASE_URL, nothing on 127.0.0.1:5432)"
 fi

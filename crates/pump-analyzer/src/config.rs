@@ -158,6 +158,8 @@ pub struct Settings {
     pub sse_max_clients: usize,
     /// Connections open at once; unset: what the open-file limit leaves after a reserve.
     pub max_connections: Option<usize>,
+    /// Seconds one simulation may run (SPEC §9.3).
+    pub sim_time_limit: u64,
 }
 
 /// A configuration error: which variable, and what is wrong with it.
@@ -209,6 +211,7 @@ pub const VARIABLES: &[&str] = &[
     "TLS_KEY_FILE",
     "SSE_MAX_CLIENTS",
     "MAX_CONNECTIONS",
+    "SIM_TIME_LIMIT",
 ];
 
 impl Settings {
@@ -349,6 +352,7 @@ impl Settings {
             None => None,
             Some(raw) => Some(parse_positive(Some(raw), "MAX_CONNECTIONS", 0)? as usize),
         };
+        let sim_time_limit = parse_positive(get("SIM_TIME_LIMIT"), "SIM_TIME_LIMIT", 60)?;
         Ok(Self {
             host,
             port,
@@ -374,6 +378,7 @@ impl Settings {
             tls_key_file,
             sse_max_clients,
             max_connections,
+            sim_time_limit,
         })
     }
 
@@ -437,6 +442,7 @@ impl Settings {
                 "MAX_CONNECTIONS",
                 self.max_connections.map_or_else(|| "(unset: from the open-file limit)".into(), |n| n.to_string()),
             ),
+            ("SIM_TIME_LIMIT", self.sim_time_limit.to_string()),
         ];
         lines.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
     }

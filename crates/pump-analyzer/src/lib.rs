@@ -83,6 +83,13 @@ impl Application {
             .secret_key(settings.secret_key.as_ref().map(|s| s.expose().as_str()))
             .await
             .map_err(StartError::Store)?;
+        // A simulation left running by a previous process can never finish. On PostgreSQL
+        // other instances may be running theirs: only those older than a day are given up.
+        let cutoff = match settings.database {
+            config::DatabaseUrl::Sqlite(_) => chrono::Utc::now().timestamp_micros(),
+            config::DatabaseUrl::Postgres(_) => chrono::Utc::now().timestamp_micros() - 86_400_000_000,
+        };
+        store.fail_unfinished_simulations(cutoff).await.map_err(StartError::Store)?;
         let listener =
             TcpListener::bind(SocketAddr::new(settings.host, settings.port)).await.map_err(StartError::Bind)?;
         let address = listener.local_addr().map_err(StartError::Bind)?;
@@ -124,6 +131,7 @@ impl Application {
             closing: Arc::new(tokio::sync::watch::channel(false).0),
             sse_slots,
             demos: Arc::default(),
+            simulations: Arc::default(),
             connections: connections.clone(),
         });
         Ok(Self { listener, connections, tls, address, state, secret_source })

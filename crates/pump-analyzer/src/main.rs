@@ -1,4 +1,4 @@
-//! The `pump-analyzer` command: `serve` (the default), `verify`, `scan`, `demo`, `token`, `config`.
+//! The `pump-analyzer` command: `serve` (the default), `verify`, `scan`, `simulate`, `demo`, `token`, `config`.
 
 use std::process::ExitCode;
 
@@ -37,6 +37,31 @@ enum Command {
         #[arg(long, value_parser = parse_difficulty)]
         difficulty: pump_engine::Difficulty,
         /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run an Antebot script against the provably-fair engine, offline (SPEC §9).
+    Simulate {
+        /// The script file.
+        script: std::path::PathBuf,
+        /// Server seed (unset: a random pair is drawn and printed).
+        #[arg(long)]
+        server_seed: Option<String>,
+        /// Client seed (unset: random).
+        #[arg(long)]
+        client_seed: Option<String>,
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        start_nonce: u64,
+        /// Bets at most (at most MAX_NONCES).
+        #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+        max_bets: u64,
+        /// Starting balance.
+        #[arg(long, default_value_t = 1000.0)]
+        balance: f64,
+        /// Monte Carlo: this many independent random seed pairs, on every core.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=pump_analyzer::sim::MAX_RUNS))]
+        runs: u64,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -151,6 +176,46 @@ fn main() -> ExitCode {
             match runtime.map_err(|e| e.to_string()).and_then(|rt| rt.block_on(pump_analyzer::demo_client::run(&args)))
             {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Simulate { script, server_seed, client_seed, start_nonce, max_bets, balance, runs, json } => {
+            let settings = match Settings::from_process(&Overrides::default()) {
+                Ok(settings) => settings,
+                Err(e) => return config_error(&e),
+            };
+            if max_bets > settings.max_nonces {
+                eprintln!("error: --max-bets must be at most MAX_NONCES ({})", settings.max_nonces);
+                return ExitCode::from(2);
+            }
+            if !balance.is_finite() || balance < 0.0 {
+                eprintln!("error: --balance must be a number ≥ 0");
+                return ExitCode::from(2);
+            }
+            let source = match std::fs::read_to_string(&script) {
+                Ok(source) => source,
+                Err(e) => {
+                    eprintln!("error: cannot read {}: {e}", script.display());
+                    return ExitCode::from(2);
+                }
+            };
+            let config = pump_analyzer::sim::SimConfig {
+                script: source,
+                server_seed,
+                client_seed,
+                start_nonce,
+                max_bets,
+                balance,
+                time_limit: std::time::Duration::from_secs(settings.sim_time_limit),
+            };
+            match pump_analyzer::sim::report::run(&config, runs, json) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::FAILURE

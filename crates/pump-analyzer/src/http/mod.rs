@@ -13,6 +13,7 @@ pub mod query;
 pub mod runs;
 pub mod seeds;
 mod session;
+pub mod simulations;
 mod streams;
 mod verify;
 
@@ -76,6 +77,8 @@ pub struct SharedState {
     pub closing: Arc<tokio::sync::watch::Sender<bool>>,
     /// One permit per live (SSE) subscriber, `SSE_MAX_CLIENTS` in all.
     pub sse_slots: Arc<tokio::sync::Semaphore>,
+    /// Simulations running or waiting in this process.
+    pub simulations: Arc<simulations::SimRegistry>,
     /// Demo feeds started in this process.
     pub demos: Arc<crate::live::demo::DemoRegistry>,
     /// Open HTTP connections and their cap.
@@ -126,6 +129,7 @@ pub fn router(state: AppState) -> Router {
         .merge(seeds::router())
         .merge(demo::router())
         .merge(runs::router())
+        .merge(simulations::router())
         .merge(session::router())
         .merge(pages::router())
         .merge(openapi::router())

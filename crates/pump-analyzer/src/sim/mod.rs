@@ -14,6 +14,7 @@
 //! for the round's `max_pumps`, and calls the script's callback directly, awaiting it only when
 //! it returns a promise. Measured figures: `docs/performance.md`.
 
+pub mod report;
 mod sandbox;
 
 use std::sync::Arc;

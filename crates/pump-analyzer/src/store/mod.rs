@@ -267,6 +267,40 @@ impl Store {
         dispatch!(self, s => s.set_notes(pk, notes).await)
     }
 
+    pub async fn insert_simulation(&self, id: Uuid, created_at: i64, request: String) -> Result<(), StoreError> {
+        dispatch!(self, s => s.insert_simulation(id, created_at, request).await)
+    }
+
+    pub async fn finish_simulation(
+        &self,
+        id: Uuid,
+        finished_at: i64,
+        status: &'static str,
+        result: Option<String>,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.finish_simulation(id, finished_at, status, result).await)
+    }
+
+    pub async fn fail_unfinished_simulations(&self, before: i64) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.fail_unfinished_simulations(before).await)
+    }
+
+    pub async fn simulation(&self, id: Uuid) -> Result<Option<model::SimulationRecord>, StoreError> {
+        dispatch!(self, s => s.simulation(id).await)
+    }
+
+    pub async fn list_simulations(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<model::SimulationRecord>, i64), StoreError> {
+        dispatch!(self, s => s.list_simulations(limit, offset).await)
+    }
+
+    pub async fn delete_simulation(&self, id: Uuid) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.delete_simulation(id).await)
+    }
+
     pub async fn mark_demo(&self, pk: i64) -> Result<bool, StoreError> {
         dispatch!(self, s => s.mark_demo(pk).await)
     }

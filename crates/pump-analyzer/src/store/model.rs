@@ -207,6 +207,19 @@ impl From<&pump_engine::scan::Hit> for RunHit {
     }
 }
 
+/// A stored simulation (SPEC §9.4).
+#[derive(Debug, Clone, Serialize)]
+pub struct SimulationRecord {
+    pub id: Uuid,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+    /// `running`, `done`, `failed` or `cancelled`.
+    pub status: String,
+    /// The request as given (script and options).
+    pub request: serde_json::Value,
+    pub result: Option<serde_json::Value>,
+}
+
 /// A stored run (SPEC §4.5); `summary` and `targets` are kept as JSON.
 #[derive(Debug, Clone, Serialize)]
 pub struct Run {

@@ -33,6 +33,7 @@ use crate::live::message::Message;
 use pump_engine::tables::cents;
 
 mod reads;
+mod simulations;
 mod writes;
 
 /// The advisory lock every ordering-sensitive write transaction holds (an arbitrary constant).
@@ -53,6 +54,7 @@ const POOL_SIZE: usize = 16;
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_initial.sql")),
     (2, include_str!("../../migrations/postgres/0002_demo_streams.sql")),
+    (3, include_str!("../../migrations/postgres/0003_simulations.sql")),
 ];
 
 impl From<tokio_postgres::Error> for StoreError {

@@ -38,6 +38,7 @@ mod alloc;
 mod reads;
 mod runs;
 mod sessions;
+mod simulations;
 mod syncer;
 mod wal_buffer;
 mod writes;
@@ -165,6 +166,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/sqlite/0007_bet_rounds_in_place.sql")),
         M::up(include_str!("../../migrations/sqlite/0008_mult_cents_without_a_function.sql")),
         M::up(include_str!("../../migrations/sqlite/0009_demo_streams.sql")),
+        M::up(include_str!("../../migrations/sqlite/0010_simulations.sql")),
     ])
 }
 

@@ -16,6 +16,7 @@ mod scaleout;
 mod security;
 mod seeds;
 mod sessions;
+mod simulations;
 mod streams;
 mod tls;
 mod verify;
