@@ -266,6 +266,38 @@ pub const OPERATIONS: &[Operation] = &[
         responses: &[(200, "ActiveRuns")],
     },
     Operation {
+        method: "post",
+        path: "/simulations",
+        summary: "Simulate an Antebot script against the engine (202; runs in the background)",
+        params: &[],
+        request: Some("SimulationRequest"),
+        responses: &[(202, "SimulationStarted"), (400, E), (401, SE), (403, SE), (422, E)],
+    },
+    Operation {
+        method: "get",
+        path: "/simulations",
+        summary: "Simulations, newest first",
+        params: &[q("limit", "integer"), q("offset", "integer")],
+        request: None,
+        responses: &[(200, "SimulationList"), (400, E)],
+    },
+    Operation {
+        method: "get",
+        path: "/simulations/{id}",
+        summary: "One simulation: progress, then its result",
+        params: &[ID],
+        request: None,
+        responses: &[(200, "Simulation"), (404, E), (422, E)],
+    },
+    Operation {
+        method: "delete",
+        path: "/simulations/{id}",
+        summary: "Cancel a running simulation, or delete a finished one",
+        params: &[ID],
+        request: None,
+        responses: &[(200, "SimulationDeleted"), (401, SE), (403, SE), (404, E), (422, E)],
+    },
+    Operation {
         method: "get",
         path: "/runs/{id}",
         summary: "One run",
@@ -591,6 +623,30 @@ pub fn schemas() -> Map<String, Value> {
         ),
         ("SeedReveal", object(&["server_seed"], json!({ "server_seed": s() }))),
         ("DemoRate", object(&[], json!({ "rate": i() }))),
+        (
+            "SimulationRequest",
+            object(
+                &["script"],
+                json!({ "script": s(), "server_seed": s(), "client_seed": s(), "start_nonce": i(), "max_bets": i(), "balance": n(), "runs": i() }),
+            ),
+        ),
+        ("SimulationStarted", object(&["id", "status"], json!({ "id": s(), "status": s() }))),
+        (
+            "Simulation",
+            object(
+                &["id", "status", "created_at", "request", "progress"],
+                json!({ "id": s(), "status": s(), "created_at": s(), "finished_at": nullable("string"), "request": { "type": "object" },
+                        "progress": object(&["bets", "of"], json!({ "bets": i(), "of": i() })), "result": { "type": "object" } }),
+            ),
+        ),
+        (
+            "SimulationList",
+            object(
+                &["simulations", "total", "limit", "offset"],
+                json!({ "simulations": { "type": "array" }, "total": i(), "limit": i(), "offset": i() }),
+            ),
+        ),
+        ("SimulationDeleted", object(&["id"], json!({ "id": s(), "status": s(), "deleted": b() }))),
         (
             "Demo",
             object(

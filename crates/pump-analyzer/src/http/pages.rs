@@ -58,6 +58,8 @@ const PAGES: &[(&str, &str, &str)] = &[
     ("run_new.html", "New run", "run_new.js"),
     ("run.html", "Run", "run.js"),
     ("verify.html", "Verify", "verify.js"),
+    ("simulate.html", "Simulate", "simulate.js"),
+    ("simulation.html", "Simulation", "simulation.js"),
 ];
 
 fn render(name: &str) -> Option<String> {
@@ -126,6 +128,8 @@ fn page_for(path: &str) -> Option<&'static str> {
         ["runs", "new"] => Some("run_new.html"),
         ["runs", _] => Some("run.html"),
         ["verify"] => Some("verify.html"),
+        ["simulate"] => Some("simulate.html"),
+        ["simulations", _] => Some("simulation.html"),
         _ => None,
     }
 }
@@ -146,8 +150,17 @@ mod tests {
 
     #[test]
     fn every_page_and_script_is_embedded() {
-        for name in ["index.html", "stream.html", "runs.html", "run_new.html", "run.html", "verify.html", "login.html"]
-        {
+        for name in [
+            "index.html",
+            "stream.html",
+            "runs.html",
+            "run_new.html",
+            "run.html",
+            "verify.html",
+            "simulate.html",
+            "simulation.html",
+            "login.html",
+        ] {
             assert!(Pages::get(name).is_some(), "{name}");
         }
         for name in ["js/session-manager.js", "js/app.js", "app.css"] {
@@ -163,5 +176,7 @@ mod tests {
         assert_eq!(page_for("/runs/abc"), Some("run.html"));
         assert_eq!(page_for("/runs/abc/hits"), None);
         assert_eq!(page_for("/live/streams"), None);
+        assert_eq!(page_for("/simulate"), Some("simulate.html"));
+        assert_eq!(page_for("/simulations/abc"), Some("simulation.html"));
     }
 }

@@ -593,7 +593,8 @@ const engine = {
   onBettingStopped: (cb) => { handlers.stopped = cb; },
 };
 const log = (...args) => console.error(...args);
-new Function('engine', 'log', script)(engine, log);
+// Antebot defines isSimulationMode (false when betting for real).
+new Function('engine', 'log', 'isSimulationMode', script)(engine, log, false);
 (async () => {
   for (let nonce = 1; nonce <= Number(rounds); nonce++) {
     const result = nonce % 40 === 0 ? 400.02 : 1 + (nonce % 7) / 10;
@@ -710,4 +711,77 @@ async fn watch_a_demo_feeds_a_badged_stream_live_and_its_reveal_verifies_every_b
             .await,
         "badged in the list too"
     );
+}
+
+/// SPEC §9.4's page: the editor comes pre-filled with the README's script; the README's
+/// martingale on the golden pair shows its stop, stats beside the expected profit, the curve and
+/// the coloured console; a Monte Carlo shows the distribution.
+#[tokio::test]
+async fn the_simulate_page_runs_a_script_and_shows_its_result_and_a_monte_carlo() {
+    let Some((app, browser)) = setup(&[]).await else { return };
+    browser.open(&app.url("/simulate")).await;
+    assert!(
+        browser
+            .wait_for(
+                "document.querySelector('#script').value.includes('Pump Analyzer live feed for Antebot')",
+                Duration::from_secs(5)
+            )
+            .await,
+        "pre-filled with the README's script"
+    );
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
+    let martingale = readme.split("```js\n").nth(2).unwrap().split("```").next().unwrap().to_string();
+    let fill = format!(
+        "document.querySelector('#script').value = {script};
+         const random = document.querySelector('#random-seeds'); random.checked = false; random.dispatchEvent(new Event('change'));
+         document.querySelector('#server_seed').value = '564e967b90f03d0153fdcb2d2d1cc5a5057e0df78163611fe3801d6498e681ca';
+         document.querySelector('#client_seed').value = 'zXv1upuFns';
+         document.querySelector('#max_bets').value = '100000';
+         document.querySelector('#start-sim').click(); return true;",
+        script = serde_json::to_string(&martingale).unwrap()
+    );
+    browser.run(&fill).await;
+    assert!(browser.wait_for("location.pathname.startsWith('/simulations/')", Duration::from_secs(5)).await);
+    assert!(
+        browser
+            .wait_for(
+                "(document.querySelector('#sim-stop') || {}).innerText?.includes('Stopped: stopped')",
+                Duration::from_secs(20)
+            )
+            .await,
+        "{}",
+        browser.text().await
+    );
+    assert!(
+        browser
+            .wait_for(
+                "document.querySelector('#sim-expected') && document.querySelector('#curve')",
+                Duration::from_secs(2)
+            )
+            .await
+    );
+    let last_line = browser
+        .command("execute/sync", json!({"script": "const l = [...document.querySelectorAll('#sim-console .log-line')].pop(); return [l.innerText, l.style.color];", "args": []}))
+        .await;
+    assert!(last_line[0].as_str().unwrap().contains("stop-loss reached at nonce"), "{last_line}");
+    assert_eq!(last_line[1], "rgb(255, 85, 85)", "the script's colour");
+
+    browser.open(&app.url("/simulate")).await;
+    assert!(browser.wait_for("document.querySelector('#script').value.length > 0", Duration::from_secs(5)).await);
+    browser
+        .run("document.querySelector('#script').value = \"game = 'pump'; difficulty = 'expert'; rounds = 10; betSize = 1;\"; document.querySelector('#runs').value = '20'; document.querySelector('#max_bets').value = '300'; document.querySelector('#balance').value = '50'; document.querySelector('#start-sim').click(); return true;")
+        .await;
+    assert!(
+        browser
+            .wait_for(
+                "document.querySelector('#sim-p-bust') && document.querySelector('#histogram')",
+                Duration::from_secs(20)
+            )
+            .await,
+        "{}",
+        browser.text().await
+    );
+    let errors = browser.console_errors().await;
+    assert!(errors.is_empty(), "{errors:?}");
 }

@@ -367,3 +367,71 @@ async fn demo_feeds_a_running_server_and_stops_its_feed() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("only http:// URLs"));
 }
+
+/// The README's code blocks in the order they appear, by language.
+fn readme_blocks(language: &str) -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
+    let fence = format!("```{language}\n");
+    readme.split(&fence).skip(1).filter_map(|rest| rest.split("```").next().map(str::to_string)).collect()
+}
+
+fn simulate_file(script: &str, extra: &[&str]) -> serde_json::Value {
+    let dir = TempDir::new();
+    let path = dir.path().join("script.js");
+    std::fs::write(&path, script).unwrap();
+    let mut args = vec!["simulate", path.to_str().unwrap(), "--json"];
+    args.extend(extra);
+    let output = run(&args, &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The README's scripts through `pump-analyzer simulate`: the live feed sends nothing in a
+/// simulation, and the martingale stops at its stop-loss, both on the golden pair.
+#[test]
+fn simulate_runs_the_readme_scripts() {
+    let blocks = readme_blocks("js");
+    assert_eq!(blocks.len(), 2, "the feed script and the martingale");
+    let golden = ["--server-seed", VECTOR_SERVER, "--client-seed", "zXv1upuFns"];
+    let mut args = golden.to_vec();
+    args.extend(["--max-bets", "20000"]);
+    let feed = simulate_file(&blocks[0], &args);
+    assert_eq!(feed["stop"]["reason"], "max_bets", "{}", feed["stop"]);
+    assert_eq!(feed["stats"]["bets"], 20000);
+    assert_eq!(feed["fetch_calls"], 0, "nothing is sent in a simulation");
+
+    let mut args = golden.to_vec();
+    args.extend(["--max-bets", "100000", "--balance", "1000"]);
+    let martingale = simulate_file(&blocks[1], &args);
+    assert_eq!(martingale["stop"]["reason"], "stopped", "{}", martingale["stop"]);
+    assert!(martingale["stats"]["profit"].as_f64().unwrap() <= -5.0);
+    let last = martingale["logs"].as_array().unwrap().last().unwrap()["text"].as_str().unwrap().to_string();
+    assert!(last.starts_with("stop-loss reached at nonce"), "{last}");
+    assert_eq!(martingale["logs"].as_array().unwrap().last().unwrap()["color"], "#ff5555");
+
+    // Text output, a random pair, and a Monte Carlo over several pairs.
+    let dir = TempDir::new();
+    let path = dir.path().join("martingale.js");
+    std::fs::write(&path, &blocks[1]).unwrap();
+    let text = String::from_utf8(run(&["simulate", path.to_str().unwrap(), "--max-bets", "2000"], &[]).stdout).unwrap();
+    assert!(text.contains("seed pair: server ") && text.contains("expected / average"), "{text}");
+    let many = simulate_file(&blocks[1], &["--runs", "6", "--max-bets", "2000"]);
+    assert_eq!(many["runs"].as_array().unwrap().len(), 6);
+    assert!(many["distribution"]["p_profit_positive"].is_number());
+}
+
+#[test]
+fn simulate_refuses_bad_arguments_and_names_a_syntax_error_line() {
+    let dir = TempDir::new();
+    let path = dir.path().join("broken.js");
+    std::fs::write(&path, "game = 'pump';\nbetSize = ;\n").unwrap();
+    let output = run(&["simulate", path.to_str().unwrap()], &[]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("line 2"), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = run(&["simulate", "/nonexistent/script.js"], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    let output = run(&["simulate", path.to_str().unwrap(), "--max-bets", "2000"], &[("MAX_NONCES", "1000")]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("MAX_NONCES"));
+}

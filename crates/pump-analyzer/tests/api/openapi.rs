@@ -163,6 +163,20 @@ async fn every_documented_operation_answers_as_documented() {
     c.call(Method::PUT, &format!("/live/streams/{id}"), Some(json!({"notes": 1}))).await;
     c.call(Method::POST, "/live/seeds", Some(json!({"server_seed": "s"}))).await;
     c.call(get.clone(), "/live/seeds", None).await;
+    let sim = c.call(Method::POST, "/simulations", Some(json!({"script": "game = 'pump';", "max_bets": 10}))).await;
+    let sim_id = sim["id"].as_str().unwrap().to_string();
+    c.call(Method::POST, "/simulations", Some(json!({"script": 1}))).await;
+    c.call(get.clone(), "/simulations", None).await;
+    c.call(get.clone(), "/simulations?limit=0", None).await;
+    for _ in 0..100 {
+        if c.call(get.clone(), &format!("/simulations/{sim_id}"), None).await["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    c.call(get.clone(), "/simulations/nope", None).await;
+    c.call(Method::DELETE, &format!("/simulations/{sim_id}"), None).await;
+    c.call(Method::DELETE, &format!("/simulations/{sim_id}"), None).await;
     let demo = c.call(Method::POST, "/live/demo", Some(json!({"rate": 50}))).await;
     let demo_id = demo["stream_id"].as_str().unwrap().to_string();
     c.call(Method::POST, "/live/demo", Some(json!({"rate": 0}))).await;

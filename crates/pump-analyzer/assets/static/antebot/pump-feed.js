@@ -29,6 +29,7 @@ async function flush() {
 }
 
 engine.onBetPlaced(async (lastBet) => {
+  if (isSimulationMode) return;     // a simulation (Antebot's or Pump Analyzer's) has nothing to send
   const state = lastBet.state || {};
   const roundResult = state.roundResultMultiplier;
   const round = {
