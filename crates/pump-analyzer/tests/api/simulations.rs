@@ -119,12 +119,14 @@ async fn a_monte_carlo_reports_the_distribution_of_final_profits() {
 #[tokio::test]
 async fn the_readme_scripts_run_through_http() {
     let app = spawn_app(&[]).await;
-    let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
     let blocks: Vec<&str> = readme.split("```js\n").skip(1).filter_map(|b| b.split("```").next()).collect();
     assert_eq!(blocks.len(), 2);
     let mut answers = Vec::new();
     for (script, max_bets) in [(blocks[0], 5000), (blocks[1], 100_000)] {
-        let body = json!({"script": script, "server_seed": GOLDEN_SERVER, "client_seed": "zXv1upuFns", "max_bets": max_bets});
+        let body =
+            json!({"script": script, "server_seed": GOLDEN_SERVER, "client_seed": "zXv1upuFns", "max_bets": max_bets});
         let (status, started) = app.send(Method::POST, "/simulations", Some(&body)).await;
         assert_eq!(status, 202, "{started}");
         answers.push(finished(&app, started["id"].as_str().unwrap()).await);
