@@ -121,7 +121,7 @@ pub enum SqliteSync {
     /// the bot usually runs on the same machine, and a power cut stops it too.
     Background,
     /// Answer only after the log's sync to disk has returned: survives a power cut as well, at
-    /// about a third fewer single-bet requests/s (README, performance).
+    /// about a third fewer single-bet requests/s (docs/performance.md).
     Full,
 }
 

@@ -313,7 +313,7 @@ impl SqliteStore {
         // sequence), so 4 KiB pages cost single-bet ingest ~30% of its throughput. Too small and
         // batches pay instead (more pages to fetch, split, checksum and copy per bet): 2 KiB
         // gave batches of 100 +15% against 1 KiB (server CPU per bet -11%), single bets within
-        // noise (README, performance).
+        // noise (docs/performance.md).
         // (Only effective when the file is created; an existing database keeps its page size.)
         conn.pragma_update(None, "page_size", 2048)?;
         let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
