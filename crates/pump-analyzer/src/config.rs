@@ -185,34 +185,100 @@ pub struct Overrides {
     pub database_url: Option<String>,
 }
 
-/// Variable names documented in SPEC §1, in the order `config` prints them.
-pub const VARIABLES: &[&str] = &[
-    "API_HOST",
-    "API_PORT",
-    "INGEST_TOKEN",
-    "INGEST_RATE_LIMIT",
-    "API_CORS_ORIGINS",
-    "DATABASE_URL",
-    "REDIS_URL",
-    "REDIS_KEY_PREFIX",
-    "SECRET_KEY",
-    "FLASK_SECRET_KEY",
-    "SESSION_TIMEOUT",
-    "SESSION_MAX_LIFETIME",
-    "SESSION_COOKIE_SECURE",
-    "DASHBOARD_PASSWORD",
-    "TRUSTED_PROXIES",
-    "ALLOWED_HOSTS",
-    "MAX_NONCES",
-    "ROUNDS_RETENTION",
-    "LOG_FORMAT",
-    "LOG_FILE",
-    "TLS_CERT_FILE",
-    "TLS_KEY_FILE",
-    "SSE_MAX_CLIENTS",
-    "MAX_CONNECTIONS",
-    "SIM_TIME_LIMIT",
+/// One environment variable: its name, its default, what it means.
+pub struct Variable {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub meaning: &'static str,
+}
+
+/// Every variable the server reads (SPEC §1), in the order `config` prints them: the one list
+/// that `serve --help`, `config` and the tests of `.env.example` are checked against.
+pub const VARIABLES: &[Variable] = &[
+    Variable { name: "API_HOST", default: "127.0.0.1", meaning: "bind address (0.0.0.0 or :: = every interface)" },
+    Variable { name: "API_PORT", default: "8000", meaning: "bind port" },
+    Variable {
+        name: "INGEST_TOKEN",
+        default: "(unset: ingest open)",
+        meaning: "comma-separated tokens; X-Ingest-Token must match one",
+    },
+    Variable {
+        name: "INGEST_RATE_LIMIT",
+        default: "60",
+        meaning: "ingest requests per rolling minute per client; 0 disables",
+    },
+    Variable {
+        name: "API_CORS_ORIGINS",
+        default: "http://localhost:5173",
+        meaning: "comma-separated origins allowed to use the API (never with credentials)",
+    },
+    Variable {
+        name: "DATABASE_URL",
+        default: "sqlite://pump.db",
+        meaning: "sqlite://PATH or postgres://USER@HOST:PORT/DATABASE",
+    },
+    Variable {
+        name: "REDIS_URL",
+        default: "(unset)",
+        meaning: "redis://HOST:PORT: rate limits shared by every instance",
+    },
+    Variable { name: "REDIS_KEY_PREFIX", default: "pump:", meaning: "prefix of every Redis key" },
+    Variable {
+        name: "SECRET_KEY",
+        default: "(generated, kept in the database)",
+        meaning: "signs session cookies (alias FLASK_SECRET_KEY)",
+    },
+    Variable { name: "SESSION_TIMEOUT", default: "3600", meaning: "idle seconds before a browser session expires" },
+    Variable { name: "SESSION_MAX_LIFETIME", default: "86400", meaning: "absolute session lifetime in seconds" },
+    Variable { name: "SESSION_COOKIE_SECURE", default: "auto", meaning: "true, false or auto (Secure over HTTPS)" },
+    Variable {
+        name: "DASHBOARD_PASSWORD",
+        default: "(unset: no login)",
+        meaning: "when set, the dashboard needs a login",
+    },
+    Variable {
+        name: "TRUSTED_PROXIES",
+        default: "(unset)",
+        meaning: "IPs/CIDRs whose X-Forwarded-For / -Proto are believed",
+    },
+    Variable { name: "ALLOWED_HOSTS", default: "(unset)", meaning: "extra Host names accepted when bound to loopback" },
+    Variable {
+        name: "MAX_NONCES",
+        default: "100000000",
+        meaning: "largest nonce range of one run, and most bets of one simulation",
+    },
+    Variable { name: "ROUNDS_RETENTION", default: "1000000", meaning: "heartbeat rounds kept per stream" },
+    Variable {
+        name: "SQLITE_SYNC",
+        default: "background",
+        meaning: "background or full: answer before or after the log's sync to disk",
+    },
+    Variable { name: "LOG_FORMAT", default: "text", meaning: "text or json" },
+    Variable { name: "LOG_FILE", default: "(unset)", meaning: "also append logs to this file" },
+    Variable {
+        name: "TLS_CERT_FILE",
+        default: "(unset)",
+        meaning: "serve HTTPS with this PEM certificate (with TLS_KEY_FILE)",
+    },
+    Variable { name: "TLS_KEY_FILE", default: "(unset)", meaning: "the PEM private key for TLS_CERT_FILE" },
+    Variable {
+        name: "SSE_MAX_CLIENTS",
+        default: "1000",
+        meaning: "live (SSE) subscribers held at once; beyond it 503",
+    },
+    Variable { name: "MAX_CONNECTIONS", default: "(open-file limit - 128)", meaning: "HTTP connections open at once" },
+    Variable { name: "SIM_TIME_LIMIT", default: "60", meaning: "seconds one simulation may run" },
 ];
+
+/// The variables as `serve --help` lists them.
+pub fn variables_help() -> String {
+    let mut out =
+        String::from("Environment (a ./.env file is read first; the real environment wins; flags win over both):\n");
+    for v in VARIABLES {
+        out.push_str(&format!("  {:<22} default {:<28} {}\n", v.name, v.default, v.meaning));
+    }
+    out
+}
 
 impl Settings {
     /// Loads `./.env` (only the working directory's, never a parent's; the real environment wins)
@@ -730,6 +796,17 @@ mod tests {
         let described = s.describe();
         for secret in ["p@ss", "ss:w0rd", "w0rd", "other-secret", "r3dis-pw"] {
             assert!(!described.contains(secret), "{secret} leaks in:\n{described}");
+        }
+    }
+
+    #[test]
+    fn every_variable_is_described_by_config_and_documented_in_env_example() {
+        let described = parse(&[]).unwrap().describe();
+        let example = include_str!("../../../.env.example");
+        for v in VARIABLES {
+            assert!(described.contains(&format!("{}=", v.name)), "config lacks {}", v.name);
+            assert!(example.contains(&format!("{}=", v.name)), ".env.example lacks {}", v.name);
+            assert!(variables_help().contains(v.name));
         }
     }
 

@@ -21,6 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (the default when no command is given).
+    #[command(after_help = pump_analyzer::config::variables_help())]
     Serve(ServeArgs),
     /// Print a fresh random ingest token (32 bytes, hex).
     Token,

@@ -38,6 +38,8 @@ async fn config(axum::extract::State(state): axum::extract::State<AppState>) -> 
         "ingest_path": "/live/ingest",
         "token_required": state.tokens.required(),
         "rate_limit_per_minute": state.settings.ingest_rate_limit,
+        // The tier list, one source for every page that colours or counts by tier.
+        "tiers": super::streams::DEFAULT_TIERS,
         "password_required": state.login.is_some(),
         "session_timeout_seconds": state.settings.session_timeout,
         "engine_version": pump_engine::ENGINE_VERSION,

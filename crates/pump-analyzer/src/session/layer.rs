@@ -124,31 +124,9 @@ async fn presented_token(request: Request) -> Result<(Option<String>, Request), 
     Ok((token, Request::from_parts(parts, Body::from(bytes))))
 }
 
+/// The first value of `name` in a form-encoded body.
 fn url_form_field(bytes: &[u8], name: &str) -> Option<String> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    text.split('&').filter_map(|pair| pair.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| {
-        let v = v.replace('+', " ");
-        percent_decode(&v)
-    })
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    form_urlencoded::parse(bytes).find(|(key, _)| key == name).map(|(_, value)| value.into_owned())
 }
 
 pub async fn layer(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -14,7 +14,6 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
 use http::HeaderValue;
-use pump_engine::hmac::KeyedHmac;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -94,11 +93,14 @@ impl Unclaimed {
     }
 }
 
+/// HMAC-SHA256 keyed with `SECRET_KEY`, for cookie MACs.
+type CookieMac = hmac::Hmac<Sha256>;
+
 /// Session policy and the cookie key.
 pub struct Sessions {
     /// Minted sessions not yet presented back, per client address.
     pub unclaimed: Unclaimed,
-    key: KeyedHmac,
+    key: CookieMac,
     /// Idle timeout, microseconds.
     pub timeout: i64,
     /// Absolute lifetime, microseconds.
@@ -122,7 +124,8 @@ impl Sessions {
     pub fn new(secret_key: &str, settings: &Settings) -> Self {
         Self {
             unclaimed: Unclaimed::default(),
-            key: KeyedHmac::new(secret_key.as_bytes()),
+            key: <CookieMac as hmac::KeyInit>::new_from_slice(secret_key.as_bytes())
+                .expect("HMAC takes a key of any length"),
             timeout: settings.session_timeout as i64 * 1_000_000,
             max_lifetime: settings.session_max_lifetime as i64 * 1_000_000,
             secure: settings.session_cookie_secure,
@@ -130,7 +133,10 @@ impl Sessions {
     }
 
     fn mac(&self, secret: &str) -> String {
-        hex::encode(&self.key.mac(secret.as_bytes())[..16])
+        use hmac::Mac;
+        let mut mac = self.key.clone();
+        mac.update(secret.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
     }
 
     /// A new session: the cookie value to send and the record to store.
@@ -252,7 +258,7 @@ mod tests {
         assert_eq!(s.verify_cookie(&format!("{secret}.00000000000000000000000000000000")), None);
         assert_eq!(s.verify_cookie(secret), None);
         assert_eq!(s.verify_cookie("x.y"), None);
-        let other = Sessions { key: KeyedHmac::new(b"other"), ..sessions() };
+        let other = Sessions { key: <CookieMac as hmac::KeyInit>::new_from_slice(b"other").unwrap(), ..sessions() };
         assert_eq!(other.verify_cookie(&cookie), None, "a new SECRET_KEY invalidates old cookies");
         let (second, _) = s.mint(0);
         assert_ne!(cookie, second);

@@ -435,3 +435,12 @@ fn simulate_refuses_bad_arguments_and_names_a_syntax_error_line() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("MAX_NONCES"));
 }
+
+/// `serve --help` lists every environment variable with its default (one settings table).
+#[test]
+fn serve_help_lists_every_variable() {
+    let text = String::from_utf8(run(&["serve", "--help"], &[]).stdout).unwrap();
+    for v in pump_analyzer::config::VARIABLES {
+        assert!(text.contains(v.name) && text.contains(v.default), "{} missing:\n{text}", v.name);
+    }
+}

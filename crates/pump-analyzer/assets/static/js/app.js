@@ -65,14 +65,21 @@
     return `${Math.floor(seconds / 86400)}d ago`;
   };
 
-  /** Tier colour class of a multiplier (pattern tape, rows, badges). */
-  App.TIERS = [164.72, 400.02, 1066.73, 3200.18, 11200.65];
+  /** The tier multipliers, as the server serves them (`GET /api/config`, one source): pages that
+   * colour or count by tier await `App.ready` first. */
+  App.TIERS = [];
+  App.ready = fetch('/api/config', { headers: { Accept: 'application/json' }, credentials: 'same-origin' })
+    .then((r) => r.json())
+    .then((config) => {
+      App.config = config;
+      App.TIERS = config.tiers;
+      return config;
+    });
+
+  /** Tier colour class of a multiplier (pattern tape, rows, badges): tier-1 … tier-5 at or above
+   * each tier, and three shades below the first. */
   App.tierClass = function (m) {
-    if (m >= 11200.65) return 'tier-5';
-    if (m >= 3200.18) return 'tier-4';
-    if (m >= 1066.73) return 'tier-3';
-    if (m >= 400.02) return 'tier-2';
-    if (m >= 164.72) return 'tier-1';
+    for (let i = App.TIERS.length - 1; i >= 0; i--) if (m >= App.TIERS[i]) return `tier-${i + 1}`;
     if (m >= 10) return 'tier-0b';
     if (m > 1) return 'tier-0';
     return 'tier-pop';

@@ -21,7 +21,7 @@
   }
 
   async function start() {
-    await window.sessionManager.init();
+    await Promise.all([window.sessionManager.init(), App.ready]);
     let run;
     try {
       run = await api(`/runs/${id}`);

@@ -2,7 +2,7 @@
  * multiplier distribution, pinned multipliers, notes, export, delete, seed reveal. */
 (function () {
   'use strict';
-  const { api, el, $, mult, num, relative, toast, tierClass, TIERS } = window.App;
+  const { api, el, $, mult, num, relative, toast, tierClass } = window.App;
   const id = decodeURIComponent(window.location.pathname.split('/')[2] || '');
   const root = $('#stream-root');
   const STALE_SECONDS = 30;
@@ -12,8 +12,8 @@
     rounds: [],
     bets: [],
     lastRoundAt: Date.now(),
-    tiers: JSON.parse(localStorage.getItem('tiers') || 'null') || TIERS.slice(),
-    pinned: JSON.parse(localStorage.getItem('pinned') || 'null') || [400.02, 1066.73, 11200.65],
+    tiers: null, // the player's own, or the server's (set in start())
+    pinned: JSON.parse(localStorage.getItem('pinned') || 'null') || null,
     filters: { min: '', difficulty: '', order: 'id_desc', highlight: '' },
   };
 
@@ -69,7 +69,9 @@
   }
 
   function legend() {
-    const items = [['tier-pop', 'pop at 1.00'], ['tier-0', '< 10×'], ['tier-0b', '10–164×'], ['tier-1', '≥ 164.72'], ['tier-2', '≥ 400.02'], ['tier-3', '≥ 1066.73'], ['tier-4', '≥ 3200.18'], ['tier-5', '≥ 11200.65']];
+    const first = App.TIERS[0];
+    const items = [['tier-pop', 'pop at 1.00'], ['tier-0', '< 10×'], ['tier-0b', `10–${Math.floor(first)}×`]]
+      .concat(App.TIERS.map((t, i) => [`tier-${i + 1}`, `≥ ${t}`]));
     return el('div', { class: 'legend' }, items.map(([c, t]) => el('span', {}, el('i', { class: c }), t)));
   }
 
@@ -205,7 +207,9 @@
 
   function renderDistribution() {
     const canvas = $('#distribution');
-    const buckets = [['1.00', (m) => m < 1.01], ['<2', (m) => m >= 1.01 && m < 2], ['2–10', (m) => m >= 2 && m < 10], ['10–164', (m) => m >= 10 && m < 164.72], ['164', (m) => m >= 164.72 && m < 400.02], ['400', (m) => m >= 400.02 && m < 1066.73], ['1066', (m) => m >= 1066.73 && m < 3200.18], ['3200', (m) => m >= 3200.18 && m < 11200.65], ['11200+', (m) => m >= 11200.65]];
+    const T = App.TIERS;
+    const buckets = [['1.00', (m) => m < 1.01], ['<2', (m) => m >= 1.01 && m < 2], ['2–10', (m) => m >= 2 && m < 10], [`10–${Math.floor(T[0])}`, (m) => m >= 10 && m < T[0]]]
+      .concat(T.map((t, i) => [i === T.length - 1 ? `${Math.floor(t)}+` : String(Math.floor(t)), (m) => m >= t && (i === T.length - 1 || m < T[i + 1])]));
     const counts = buckets.map(([, test]) => state.rounds.filter((r) => test(r.round_result)).length);
     const ctx = canvas.getContext('2d');
     const w = (canvas.width = canvas.clientWidth || 600);
@@ -445,6 +449,9 @@
   }
 
   async function start() {
+    const config = await App.ready;
+    state.tiers = JSON.parse(localStorage.getItem('tiers') || 'null') || config.tiers.slice();
+    state.pinned = state.pinned || [config.tiers[1], config.tiers[2], config.tiers[4]];
     layout();
     try {
       await window.sessionManager.init();

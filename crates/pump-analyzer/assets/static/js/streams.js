@@ -45,7 +45,7 @@
   const README_URL = 'http://127.0.0.1:8000/live/ingest';
 
   async function emptyState() {
-    const config = await api('/api/config').catch(() => ({ token_required: false, rate_limit_per_minute: 60 }));
+    const config = await App.ready.catch(() => ({ token_required: false, rate_limit_per_minute: 60 }));
     const url = `${window.location.origin}/live/ingest`;
     // The README's script, one file embedded in the server, with this server's URL filled in.
     let script = await fetch('/static/antebot/pump-feed.js').then((r) => r.text()).catch(() => '');
