@@ -58,7 +58,8 @@ async fn reveal(State(state): State<AppState>, JsonBody(body): JsonBody) -> Resu
 /// for small ones) and answers with what was linked: `POST /live/seeds`, and a demo's reveal.
 pub async fn revealed(state: &AppState, seed: String) -> Result<(StatusCode, Json<Value>)> {
     let hashed = seed_hash(&seed);
-    let (created, revealed_at, linked) = state.store.reveal_seed(seed.clone(), hashed.clone()).await?;
+    let crate::store::model::Reveal { created, revealed_at, streams: linked } =
+        state.store.reveal_seed(seed.clone(), hashed.clone()).await?;
     tracing::info!(server_seed_hashed = %hashed, streams = linked.len(), "server seed revealed");
 
     let mut tasks = Vec::with_capacity(linked.len());

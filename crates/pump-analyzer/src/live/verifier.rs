@@ -5,10 +5,11 @@
 //! job, so ingest and other requests interleave with a long verification instead of waiting for
 //! it. Bets arriving after the reveal are verified by the writer as they are stored.
 
+use pump_engine::RoundDeriver;
 use pump_engine::tables::cents;
-use pump_engine::{Difficulty, RoundDeriver};
 use uuid::Uuid;
 
+use crate::store::model::BetCheck;
 use crate::store::{Store, StoreError};
 
 /// Bets per chunk: well under a millisecond of engine time and one short writer transaction, so
@@ -29,17 +30,16 @@ pub async fn verify_stream(
     loop {
         let bets = store.unverified_bets(pk, from_nonce, CHUNK).await?;
         let Some(last) = bets.last() else { break };
-        from_nonce = last.1;
+        from_nonce = last.nonce;
         let full = bets.len() as i64 == CHUNK;
         let mut engine = deriver.take().unwrap_or_else(|| RoundDeriver::new(&server_seed, &client_seed));
         let (engine, results) = tokio::task::spawn_blocking(move || {
-            let results: Vec<(i64, f64, bool)> = bets
+            let results: Vec<BetCheck> = bets
                 .iter()
-                .filter_map(|(id, nonce, difficulty, recorded)| {
-                    let difficulty: Difficulty = difficulty.parse().ok()?;
-                    let expected = engine.result(u64::try_from(*nonce).ok()?, difficulty).max_multiplier;
-                    let matched = cents(expected) == cents(*recorded);
-                    Some((*id, expected, matched))
+                .filter_map(|bet| {
+                    let expected = engine.result(u64::try_from(bet.nonce).ok()?, bet.difficulty).max_multiplier;
+                    let matched = cents(expected) == cents(bet.round_result);
+                    Some(BetCheck { bet_id: bet.id, expected_multiplier: expected, matched })
                 })
                 .collect();
             (engine, results)
@@ -61,9 +61,9 @@ pub async fn verify_stream(
 pub async fn resume_all(store: Store) {
     match store.streams_to_verify().await {
         Ok(streams) => {
-            for (pk, id, seed, client) in streams {
-                if let Err(e) = verify_stream(store.clone(), pk, id, seed, client).await {
-                    tracing::warn!(stream = %id, error = %e, "seed verification could not finish; it resumes at next start");
+            for s in streams {
+                if let Err(e) = verify_stream(store.clone(), s.pk, s.id, s.server_seed, s.client_seed).await {
+                    tracing::warn!(stream = %s.id, error = %e, "seed verification could not finish; it resumes at next start");
                 }
             }
         }

@@ -309,11 +309,7 @@ impl Store {
         dispatch!(self, s => s.delete_stream(key).await)
     }
 
-    pub async fn reveal_seed(
-        &self,
-        server_seed: String,
-        hashed: String,
-    ) -> Result<(bool, i64, Vec<LinkedStream>), StoreError> {
+    pub async fn reveal_seed(&self, server_seed: String, hashed: String) -> Result<model::Reveal, StoreError> {
         dispatch!(self, s => s.reveal_seed(server_seed, hashed).await)
     }
 
@@ -326,7 +322,7 @@ impl Store {
         pk: i64,
         from_nonce: i64,
         limit: i64,
-    ) -> Result<Vec<(i64, i64, String, f64)>, StoreError> {
+    ) -> Result<Vec<model::UnverifiedBet>, StoreError> {
         dispatch!(self, s => s.unverified_bets(pk, from_nonce, limit).await)
     }
 
@@ -334,12 +330,12 @@ impl Store {
         &self,
         pk: i64,
         stream_id: Uuid,
-        results: Vec<(i64, f64, bool)>,
+        results: Vec<model::BetCheck>,
     ) -> Result<(), StoreError> {
         dispatch!(self, s => s.record_verification(pk, stream_id, results).await)
     }
 
-    pub async fn streams_to_verify(&self) -> Result<Vec<(i64, Uuid, String, String)>, StoreError> {
+    pub async fn streams_to_verify(&self) -> Result<Vec<model::StreamToVerify>, StoreError> {
         dispatch!(self, s => s.streams_to_verify().await)
     }
 
@@ -402,6 +398,16 @@ impl Store {
 
 /// A writer's next group: `first`, then whatever else is already queued, up to `max` jobs in all
 /// (group commit: one transaction for every request waiting).
+/// Unchecked bets from their rows; a row whose difficulty no longer parses (it cannot be
+/// replayed) is left out.
+pub(crate) fn unverified(rows: Vec<(i64, i64, String, f64)>) -> Vec<model::UnverifiedBet> {
+    rows.into_iter()
+        .filter_map(|(id, nonce, difficulty, round_result)| {
+            Some(model::UnverifiedBet { id, nonce, difficulty: difficulty.parse().ok()?, round_result })
+        })
+        .collect()
+}
+
 pub(crate) fn gather<T>(first: T, rx: &mut tokio::sync::mpsc::Receiver<T>, max: usize) -> Vec<T> {
     let mut jobs = Vec::with_capacity(16);
     jobs.push(first);

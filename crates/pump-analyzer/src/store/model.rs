@@ -207,6 +207,43 @@ impl From<&pump_engine::scan::Hit> for RunHit {
     }
 }
 
+/// A bet not yet checked against its stream's revealed seed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnverifiedBet {
+    pub id: i64,
+    pub nonce: i64,
+    pub difficulty: pump_engine::Difficulty,
+    pub round_result: f64,
+}
+
+/// The engine's answer for one recorded bet.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BetCheck {
+    pub bet_id: i64,
+    pub expected_multiplier: f64,
+    pub matched: bool,
+}
+
+/// A stream whose seed is revealed and which still holds unchecked bets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamToVerify {
+    pub pk: i64,
+    pub id: Uuid,
+    pub server_seed: String,
+    pub client_seed: String,
+}
+
+/// What storing a revealed seed did.
+#[derive(Debug, Clone)]
+pub struct Reveal {
+    /// The seed was not known before.
+    pub created: bool,
+    /// When it was first revealed (microseconds).
+    pub revealed_at: i64,
+    /// The streams it belongs to.
+    pub streams: Vec<crate::store::LinkedStream>,
+}
+
 /// A stored simulation (SPEC §9.4).
 #[derive(Debug, Clone, Serialize)]
 pub struct SimulationRecord {

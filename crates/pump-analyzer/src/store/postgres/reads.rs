@@ -352,7 +352,7 @@ impl PostgresStore {
         pk: i64,
         from_nonce: i64,
         limit: i64,
-    ) -> Result<Vec<(i64, i64, String, f64)>, StoreError> {
+    ) -> Result<Vec<UnverifiedBet>, StoreError> {
         let client = self.client().await?;
         let statement = client
             .prepare_cached(
@@ -360,15 +360,16 @@ impl PostgresStore {
                  WHERE stream_pk = $1 AND nonce >= $2 AND verified IS NULL ORDER BY nonce LIMIT $3",
             )
             .await?;
-        client
+        let rows = client
             .query(&statement, &[&pk, &from_nonce, &limit])
             .await?
             .iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
-            .collect()
+            .collect::<Result<Vec<(i64, i64, String, f64)>, StoreError>>()?;
+        Ok(crate::store::unverified(rows))
     }
 
-    pub async fn streams_to_verify(&self) -> Result<Vec<(i64, Uuid, String, String)>, StoreError> {
+    pub async fn streams_to_verify(&self) -> Result<Vec<StreamToVerify>, StoreError> {
         let client = self.client().await?;
         client
             .query(
@@ -379,7 +380,14 @@ impl PostgresStore {
             )
             .await?
             .iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+            .map(|r| {
+                Ok(StreamToVerify {
+                    pk: r.try_get(0)?,
+                    id: r.try_get(1)?,
+                    server_seed: r.try_get(2)?,
+                    client_seed: r.try_get(3)?,
+                })
+            })
             .collect()
     }
 }

@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::super::model::Deleted;
+use super::super::model::{BetCheck, Deleted, Reveal};
 use super::super::{LinkedStream, StreamKey};
 use super::{PostgresStore, begin, commit, now_micros};
 use crate::live::hub::LiveEvent;
@@ -44,11 +44,7 @@ impl PostgresStore {
         Ok(Some(Deleted { bets }))
     }
 
-    pub async fn reveal_seed(
-        &self,
-        server_seed: String,
-        hashed: String,
-    ) -> Result<(bool, i64, Vec<LinkedStream>), StoreError> {
+    pub async fn reveal_seed(&self, server_seed: String, hashed: String) -> Result<Reveal, StoreError> {
         let mut client = self.client().await?;
         // Under the write lock: an ingest transaction either sees the seed (and verifies on
         // arrival) or committed before it (and its bets are there for the verifier).
@@ -72,7 +68,7 @@ impl PostgresStore {
             .map(|r| Ok(LinkedStream { pk: r.try_get(0)?, id: r.try_get(1)?, client_seed: r.try_get(2)? }))
             .collect::<Result<Vec<_>, StoreError>>()?;
         commit(tx, &[]).await?;
-        Ok((inserted, revealed_at, linked))
+        Ok(Reveal { created: inserted, revealed_at, streams: linked })
     }
 
     /// Records checks of existing bets in one statement; bets checked meanwhile (on arrival) are
@@ -81,11 +77,11 @@ impl PostgresStore {
         &self,
         pk: i64,
         stream_id: Uuid,
-        results: Vec<(i64, f64, bool)>,
+        results: Vec<BetCheck>,
     ) -> Result<(), StoreError> {
-        let ids: Vec<i64> = results.iter().map(|r| r.0).collect();
-        let expected: Vec<f64> = results.iter().map(|r| r.1).collect();
-        let ok: Vec<bool> = results.iter().map(|r| r.2).collect();
+        let ids: Vec<i64> = results.iter().map(|r| r.bet_id).collect();
+        let expected: Vec<f64> = results.iter().map(|r| r.expected_multiplier).collect();
+        let ok: Vec<bool> = results.iter().map(|r| r.matched).collect();
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let row = tx

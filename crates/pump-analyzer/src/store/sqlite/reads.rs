@@ -10,6 +10,7 @@ use super::super::model::*;
 use super::super::{CadenceData, RoundScan, StreamKey};
 use super::{SqliteStore, cents};
 use crate::store::StoreError;
+use crate::store::unverified;
 
 const SUMMARY_COLUMNS: &str = "s.pk, s.id, s.server_seed_hashed, s.client_seed, s.created_at, s.last_seen_at,
     s.total_bets, s.highest_multiplier, s.last_observed_nonce, s.notes, s.rounds_count,
@@ -501,21 +502,22 @@ impl SqliteStore {
         pk: i64,
         from_nonce: i64,
         limit: i64,
-    ) -> Result<Vec<(i64, i64, String, f64)>, StoreError> {
+    ) -> Result<Vec<UnverifiedBet>, StoreError> {
         self.read(move |conn| {
-            Ok(conn
+            let rows: Vec<(i64, i64, String, f64)> = conn
                 .prepare_cached(
                     "SELECT id, nonce, difficulty, round_result FROM bets
                      WHERE stream_pk = ?1 AND nonce >= ?2 AND verified IS NULL ORDER BY nonce LIMIT ?3",
                 )?
                 .query_map(params![pk, from_nonce, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-                .collect::<Result<_, _>>()?)
+                .collect::<Result<_, _>>()?;
+            Ok(unverified(rows))
         })
         .await
     }
 
-    /// Streams whose seed is revealed and which still hold unchecked bets: (pk, id, seed, client seed).
-    pub async fn streams_to_verify(&self) -> Result<Vec<(i64, Uuid, String, String)>, StoreError> {
+    /// Streams whose seed is revealed and which still hold unchecked bets.
+    pub async fn streams_to_verify(&self) -> Result<Vec<StreamToVerify>, StoreError> {
         self.read(|conn| {
             let rows: Vec<(i64, String, String, String)> = conn
                 .prepare_cached(
@@ -525,7 +527,11 @@ impl SqliteStore {
                 )?
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
                 .collect::<Result<_, _>>()?;
-            rows.into_iter().map(|(pk, id, seed, client)| Ok((pk, uuid(id)?, seed, client))).collect()
+            rows.into_iter()
+                .map(|(pk, id, server_seed, client_seed)| {
+                    Ok(StreamToVerify { pk, id: uuid(id)?, server_seed, client_seed })
+                })
+                .collect()
         })
         .await
     }

@@ -3,7 +3,7 @@
 use rusqlite::params;
 use uuid::Uuid;
 
-use super::super::model::Deleted;
+use super::super::model::{BetCheck, Deleted, Reveal};
 use super::super::{LinkedStream, StreamKey};
 use super::{SqliteStore, Writer, now_micros};
 use crate::live::hub::LiveEvent;
@@ -42,11 +42,7 @@ impl SqliteStore {
 
     /// Stores a revealed seed (idempotent) and returns whether it is new, when it was revealed,
     /// and the streams it links to.
-    pub async fn reveal_seed(
-        &self,
-        server_seed: String,
-        hashed: String,
-    ) -> Result<(bool, i64, Vec<LinkedStream>), StoreError> {
+    pub async fn reveal_seed(&self, server_seed: String, hashed: String) -> Result<Reveal, StoreError> {
         self.write(move |w: &mut Writer| {
             let now = now_micros();
             let inserted = w.conn.execute(
@@ -71,7 +67,7 @@ impl SqliteStore {
             }
             // Cached streams learn about the seed: bets arriving from now on are verified on arrival.
             w.forget_streams();
-            Ok((inserted, revealed_at, linked))
+            Ok(Reveal { created: inserted, revealed_at, streams: linked })
         })
         .await
     }
@@ -82,11 +78,11 @@ impl SqliteStore {
         &self,
         pk: i64,
         stream_id: Uuid,
-        results: Vec<(i64, f64, bool)>,
+        results: Vec<BetCheck>,
     ) -> Result<(), StoreError> {
         self.write(move |w: &mut Writer| {
             let (mut checked, mut matched) = (0i64, 0i64);
-            for &(id, expected, ok) in &results {
+            for &BetCheck { bet_id: id, expected_multiplier: expected, matched: ok } in &results {
                 let changed = w
                     .conn
                     .prepare_cached(
