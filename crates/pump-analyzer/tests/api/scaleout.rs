@@ -274,3 +274,120 @@ async fn failed_logins_are_counted_across_instances() {
         assert!(response.headers().contains_key("retry-after"));
     }
 }
+
+/// nginx from Debian's package, configured with the shipped `docs/deploy/nginx.conf` (ports
+/// changed to the test's), started on loopback and stopped when dropped.
+struct Nginx {
+    child: std::process::Child,
+    port: u16,
+    _dir: crate::helpers::TempDir,
+}
+
+impl Drop for Nginx {
+    /// SIGTERM: the master stops its workers too (SIGKILL would leave them running).
+    fn drop(&mut self) {
+        // SAFETY: a signal to our own child process.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+impl Nginx {
+    fn start(upstreams: &[&str]) -> Option<Nginx> {
+        let binary = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| std::path::Path::new(p).exists());
+        let Some(binary) = binary else {
+            eprintln!("SKIPPED: nginx is not installed (apt-get install -y nginx)");
+            return None;
+        };
+        let dir = crate::helpers::TempDir::new();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let shipped = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/deploy/nginx.conf"),
+        )
+        .unwrap();
+        let site = shipped
+            .replace("server 127.0.0.1:8001;", &format!("server {};", upstreams[0]))
+            .replace("server 127.0.0.1:8002;", &format!("server {};", upstreams[1]))
+            .replace("listen 80;", &format!("listen 127.0.0.1:{port};"));
+        assert_ne!(site, shipped, "the shipped config has the expected upstream and listen lines");
+        let d = dir.path().display();
+        let config = format!(
+            "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\n\
+             http {{\n access_log off;\n client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n\
+             fastcgi_temp_path {d}/fastcgi;\n uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n{site}\n}}\n"
+        );
+        std::fs::write(dir.path().join("nginx.conf"), config).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let child = std::process::Command::new(binary)
+            .args(["-p", &d.to_string(), "-c", &format!("{d}/nginx.conf"), "-g", "daemon off;"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(Nginx { child, port, _dir: dir });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("nginx did not start: {}", std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default());
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+/// Two instances behind a real nginx with the shipped configuration: live events pass through
+/// the proxy unbuffered and cross instances, a client's own X-Forwarded-For is replaced, and the
+/// rate limit holds across instances.
+#[tokio::test]
+async fn two_instances_behind_nginx_serve_live_events_and_one_rate_limit() {
+    let Some((pg, redis)) = services() else { return };
+    let database = PgDatabase::create(&pg).await;
+    let prefix = prefix();
+    let vars = [
+        ("REDIS_URL", redis.as_str()),
+        ("REDIS_KEY_PREFIX", prefix.as_str()),
+        ("INGEST_RATE_LIMIT", "8"),
+        ("TRUSTED_PROXIES", "127.0.0.1"),
+    ];
+    let a = spawn_app_on(TestDatabase::Shared(database.url.clone()), &vars).await;
+    let b = spawn_app_on(TestDatabase::Shared(database.url.clone()), &vars).await;
+    let upstreams = [a.address.trim_start_matches("http://"), b.address.trim_start_matches("http://")];
+    let Some(nginx) = Nginx::start(&upstreams) else { return };
+    let client = reqwest::Client::new();
+
+    // A live client through the proxy sees a bet ingested directly on each instance.
+    let mut events = SseReader::new(client.get(nginx.url("/live/events")).send().await.unwrap());
+    for (n, app) in [&a, &b].into_iter().enumerate() {
+        let id = format!("via-proxy-{n}");
+        assert_eq!(app.ingest(&bet(&id, n as i64 + 1)).await.status(), 200);
+        let mut seen = false;
+        while let Some(event) = events.next(Duration::from_secs(5)).await {
+            if event.event == "bet" && event.data.contains(&id) {
+                seen = true;
+                break;
+            }
+        }
+        assert!(seen, "bet {id} reached the client behind nginx");
+    }
+
+    // Through the proxy, requests alternate between the instances; each claims another client
+    // address, which nginx replaces with the real one (this machine, which already used 2 of its
+    // 8 above, directly): 6 more pass, the rest are refused whichever instance they reach.
+    let mut statuses = Vec::new();
+    for n in 0..10 {
+        let response = client
+            .post(nginx.url("/live/ingest"))
+            .header("X-Forwarded-For", format!("203.0.113.{n}"))
+            .json(&bet(&format!("limited-{n}"), n + 10))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 200, 429, 429, 429, 429], "the limit of 8 holds across instances");
+    assert_eq!(a.count("SELECT count(*) FROM bets").await, 8);
+}
