@@ -325,13 +325,16 @@ impl Nginx {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
+        let error_log = dir.path().join("error.log");
+        // Stopped by Drop on every path, a failed start included.
+        let nginx = Nginx { child, port, _dir: dir };
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(Nginx { child, port, _dir: dir });
+                return Some(nginx);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("nginx did not start: {}", std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default());
+        panic!("nginx did not start: {}", std::fs::read_to_string(error_log).unwrap_or_default());
     }
 
     fn url(&self, path: &str) -> String {
