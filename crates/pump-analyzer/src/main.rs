@@ -257,9 +257,9 @@ fn main() -> ExitCode {
 
 /// Async worker threads, when we choose them. With SQLite every write runs on the store's own
 /// writer thread, the busiest thread under ingest load, so the runtime gets one core fewer than
-/// the machine has: on 2 cores, two workers and the writer contending for the cores cost 10-15 %
-/// more CPU per single-bet request than one worker (`TOKIO_WORKER_THREADS=1` vs `2`, measured
-/// with scripts/bench-ingest.sh). `TOKIO_WORKER_THREADS`, when set, decides as tokio documents.
+/// the machine has: workers and the writer contending for the same cores cost more CPU per
+/// request (docs/performance-history.md). `TOKIO_WORKER_THREADS`, when set, decides as tokio
+/// documents.
 fn runtime_workers(settings: &Settings) -> Option<usize> {
     if std::env::var_os("TOKIO_WORKER_THREADS").is_some() || !matches!(settings.database, DatabaseUrl::Sqlite(_)) {
         return None;

@@ -100,9 +100,7 @@ impl SharedState {
 /// once. Added one by one with `Router::layer`, each would be boxed separately. And `from_fn`
 /// clones its inner service on every request, that is every layer below it (the CORS layer's
 /// lists included): hence one `edge` function for the four checks above CORS, not four layers.
-/// Measured: ~30 µs of server CPU per ingest request for the boxing; the one edge layer instead
-/// of four saves ~11% of the instructions the runtime threads spend per ingest request
-/// (`scripts/bench-instructions.sh`).
+/// What each saves: `docs/performance-history.md`.
 pub fn router(state: AppState) -> Router {
     let layers = ServiceBuilder::new()
         .layer(middleware::from_fn_with_state(state.clone(), edge))

@@ -52,12 +52,9 @@ const MAX_GROUP: usize = 512;
 
 /// With `SQLITE_SYNC=full`, groups carrying at least this many messages leave their sync to the
 /// syncer thread, and the writer goes on with the next group (see `syncer`). Large groups spend
-/// longer in their inserts than in the sync, so the overlap wins: batches of 100 at 16
-/// connections (groups of ~600 bets) gave +11-15 % bets/s on a disk whose sync took ~3 ms. Small
-/// groups lose by it: the writer, no longer waiting for the sync, commits groups half the size,
-/// twice as often (single bets -7-10 % requests/s and +12-15 % CPU per request; batches of 10,
-/// groups of ~80 bets, -2-5 %; batches of 40 with this threshold, within noise). Measured with
-/// scripts/bench-ingest.sh.
+/// longer in their inserts than in the sync, so the overlap wins; small groups lose by it (the
+/// writer, no longer waiting, commits groups half the size twice as often). The threshold and
+/// its figures: `docs/performance-history.md`.
 const DEFER_AT: usize = 256;
 const READERS: usize = 4;
 
@@ -309,11 +306,9 @@ impl SqliteStore {
             .map_err(|rc| StoreError::Internal(format!("cannot register the WAL-buffering VFS (SQLite code {rc})")))?;
         let mut conn = Connection::open_with_flags_and_vfs(path, OpenFlags::default(), wal_buffer::NAME)?;
         // Small pages: a group commit writes every touched page to the WAL in full, and a
-        // single-bet request touches ~8 pages (table, three indexes, rounds, stream, counters,
-        // sequence), so 4 KiB pages cost single-bet ingest ~30% of its throughput. Too small and
-        // batches pay instead (more pages to fetch, split, checksum and copy per bet): 2 KiB
-        // gave batches of 100 +15% against 1 KiB (server CPU per bet -11%), single bets within
-        // noise (docs/performance.md).
+        // single-bet request touches about eight pages, so large pages cost single bets; too
+        // small and batches pay instead (more pages per bet). 2 KiB is where both do well
+        // (docs/performance-history.md).
         // (Only effective when the file is created; an existing database keeps its page size.)
         conn.pragma_update(None, "page_size", 2048)?;
         let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;

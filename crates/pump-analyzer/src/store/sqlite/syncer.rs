@@ -22,11 +22,9 @@ pub(super) struct Syncer {
 /// With `SQLITE_SYNC=background`, the least time from the start of one sync to the start of the
 /// next: commits in between wait for the next sync together. A sync costs the machine the same
 /// CPU time whatever it carries (a virtual disk's sync is an exit to the hypervisor and an
-/// interrupt), so syncing after every commit spent a sixth of the server's CPU time on single
-/// bets (`perf record`). Spaced 2 ms apart, syncs fell from ~2,900/s to ~450/s, server CPU per
-/// request from 71-77 µs to 56-60 µs and single bets rose from 16-18k to 19.5-22k requests/s
-/// (`scripts/bench-ingest.sh 16 10 1`, 3 alternating rounds); 1, 5 and 10 ms gave no more. It
-/// bounds what a power cut can take to the last few milliseconds of answers.
+/// interrupt), so one sync for many commits saves the machine's time; the spacing bounds what a
+/// power cut can take to the last few milliseconds of answers. Figures:
+/// `docs/performance-history.md`.
 pub(super) const BACKGROUND_SPACING: Duration = Duration::from_millis(2);
 
 const FAILED: &str = "the database could not sync its log to disk; restart the server";
