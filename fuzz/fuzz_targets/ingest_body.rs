@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use pump_analyzer::http::extract::parse_json;
-use pump_analyzer::live::message::{Body, describe, parse_message, split_body};
+use pump_analyzer::ingest::message::{Body, describe, parse_message, split_body};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(value) = parse_json(data) else { return };

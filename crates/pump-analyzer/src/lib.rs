@@ -4,6 +4,7 @@ pub mod cli;
 pub mod config;
 pub mod demo_client;
 pub mod http;
+pub mod ingest;
 pub mod live;
 pub mod metrics;
 pub mod security;
@@ -77,7 +78,7 @@ impl Application {
         };
         let options =
             StoreOptions { rounds_retention: settings.rounds_retention, sqlite_sync: settings.sqlite_sync, max_pages };
-        let hub = live::hub::Hub::new();
+        let hub = store::hub::Hub::new();
         let store = Store::open(&settings.database, options, hub.clone()).await.map_err(StartError::Store)?;
         let (secret, secret_source) = store
             .secret_key(settings.secret_key.as_ref().map(|s| s.expose().as_str()))

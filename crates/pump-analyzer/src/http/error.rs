@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::live::message::{FieldError, describe};
+use crate::ingest::message::{FieldError, describe};
 use crate::store::StoreError;
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;

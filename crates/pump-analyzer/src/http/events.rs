@@ -24,8 +24,8 @@ use super::AppState;
 use super::error::{AppError, Result};
 use super::query::{Params, PathId};
 use super::streams::resolve;
-use crate::live::hub::LiveEvent;
 use crate::store::StreamKey;
+use crate::store::hub::LiveEvent;
 use crate::store::model::BetRecord;
 
 pub fn router() -> Router<AppState> {

@@ -1,5 +1,5 @@
 //! `POST /live/ingest` (SPEC §3.1): one bet or heartbeat, an array, or `{"bets": [...]}`.
-//! The security guard in front of it is `security::ingest_guard`.
+//! The security guard in front of it is `ingest_guard`.
 
 use std::time::Instant;
 
@@ -15,9 +15,9 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::{AppError, Result};
 use super::extract::JsonBody;
-use crate::live::message::{Body, Message, RawBody, describe, parse_message, split_body};
+use crate::http::ingest_guard;
+use crate::ingest::message::{Body, Message, RawBody, describe, parse_message, split_body};
 use crate::metrics::{IngestTag, Metrics};
-use crate::security::ingest_guard;
 
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new().route("/live/ingest", post(ingest)).route_layer(middleware::from_fn_with_state(state, measure))

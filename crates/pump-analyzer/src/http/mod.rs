@@ -7,12 +7,14 @@ mod events;
 pub mod extract;
 mod health;
 mod ingest;
+pub mod ingest_guard;
 pub mod openapi;
 pub(crate) mod pages;
 pub mod query;
 pub mod runs;
 pub mod seeds;
 mod session;
+pub mod session_layer;
 pub mod simulations;
 mod streams;
 mod verify;
@@ -29,11 +31,11 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
-use crate::live::hub::Hub;
 use crate::security::ingest_token::IngestTokens;
 use crate::security::shared_limit::Limiter;
 use crate::security::{client_ip, cors, headers, host_guard};
 use crate::store::Store;
+use crate::store::hub::Hub;
 use error::AppError;
 
 /// Everything a handler needs. Cloning is one reference-count increment: every middleware layer
@@ -117,7 +119,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
         // Sessions, then pages: the session layer hands each request it lets through to
         // `pages::layer` itself (one `from_fn` hop fewer per request).
-        .layer(middleware::from_fn_with_state(state.clone(), crate::session::layer::layer));
+        .layer(middleware::from_fn_with_state(state.clone(), crate::http::session_layer::layer));
     Router::new()
         .merge(health::router())
         .merge(ingest::router(state.clone()))
@@ -140,11 +142,14 @@ pub fn router(state: AppState) -> Router {
 /// refused, a foreign `Origin` is logged (the CORS layer below then leaves its headers out),
 /// and whatever the answer, it gets the hygiene headers.
 async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    client_ip::tag(&state, &mut request);
-    let mut response = match host_guard::refusal(&state, &request) {
-        Some(refusal) => refusal,
+    client_ip::tag(&state.settings, &mut request);
+    let mut response = match host_guard::refused_host(&state.settings, &request) {
+        Some(host) => AppError::MisdirectedHost(format!(
+            "Host {host:?} is not served here; add it to ALLOWED_HOSTS if you use this name on purpose"
+        ))
+        .into_response(),
         None => {
-            cors::audit(&state, &request);
+            cors::audit(&state.settings, &request);
             next.run(request).await
         }
     };

@@ -14,7 +14,7 @@ use rust_embed::RustEmbed;
 
 use super::AppState;
 use super::query::PathId;
-use crate::session::layer::is_page;
+use crate::http::session_layer::is_page;
 
 #[derive(RustEmbed)]
 #[folder = "assets/static/"]

@@ -31,7 +31,7 @@ use super::extract::JsonBody;
 use super::query::{Params, PathId};
 use super::seeds::seed_hash;
 use super::streams::parse_id;
-use crate::live::message::FieldError;
+use crate::ingest::message::FieldError;
 use crate::store::model::{Run, RunHit};
 use crate::store::{NewRun, RunQuery};
 

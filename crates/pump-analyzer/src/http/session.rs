@@ -12,10 +12,10 @@ use http::{StatusCode, header};
 use serde_json::{Value, json};
 
 use super::AppState;
+use crate::http::session_layer::{CurrentSession, refusal};
 use crate::security::client_ip::{ClientIp, ForwardedHttps};
 use crate::security::headers::write_rate_limit;
 use crate::session::csrf_matches;
-use crate::session::layer::{CurrentSession, refusal};
 
 pub fn router() -> Router<AppState> {
     Router::new()

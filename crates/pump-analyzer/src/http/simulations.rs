@@ -21,7 +21,7 @@ use super::error::{AppError, Result};
 use super::extract::JsonBody;
 use super::query::{Params, PathId};
 use super::streams::parse_id;
-use crate::live::message::FieldError;
+use crate::ingest::message::FieldError;
 use crate::sim::{DEFAULT_BALANCE, DEFAULT_MAX_BETS, MAX_RUNS, SimConfig, SimControl};
 
 pub fn router() -> Router<AppState> {

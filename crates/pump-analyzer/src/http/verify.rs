@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::{AppError, Result};
 use super::query::Params;
-use crate::live::message::FieldError;
+use crate::ingest::message::FieldError;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/verify", get(verify))

@@ -15,7 +15,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::message::{Heartbeat, Message, NewBet};
+use crate::ingest::message::{Heartbeat, Message, NewBet};
 use crate::store::{Store, StoreError};
 
 /// Rounds per second when none is asked for: about what a fast bot plays.

@@ -1,8 +1,6 @@
-//! Live Streams: the ingest message contract, the fan-out of live events, the analyses, and the
-//! verification of recorded bets once a seed is revealed.
+//! Live Streams on top of the store: the analyses players use, the verification of recorded bets
+//! once a seed is revealed, and the demo feed.
 
 pub mod analysis;
 pub mod demo;
-pub mod hub;
-pub mod message;
 pub mod verifier;

@@ -8,7 +8,7 @@ use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use http::request::Parts;
 use ipnet::IpNet;
 
-use crate::http::AppState;
+use crate::config::Settings;
 
 /// The client address as decided by [`resolve`]; put in the request extensions by [`tag`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,17 +80,17 @@ fn parse_hop(item: &str) -> Option<IpAddr> {
 
 /// Computes [`ClientIp`] and [`ForwardedHttps`] once per request (from the edge layer) and
 /// puts them in its extensions.
-pub fn tag(state: &AppState, request: &mut Request) {
+pub fn tag(settings: &Settings, request: &mut Request) {
     let extensions = request.extensions();
     let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip())
         .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-    let proxies = &state.settings.trusted_proxies;
+    let proxies = &settings.trusted_proxies;
     let headers = request.headers();
     let forwarded: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
     let ip = resolve(peer, &forwarded, proxies);
-    let https = state.settings.tls_enabled()
+    let https = settings.tls_enabled()
         || (trusted(proxies, peer)
             && headers
                 .get("x-forwarded-proto")

@@ -15,7 +15,6 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use super::audit;
 use super::client_ip::{ClientIp, ForwardedHttps};
 use crate::config::Settings;
-use crate::http::AppState;
 
 /// Whether `origin` may use the API: listed in `API_CORS_ORIGINS`, or the origin this very
 /// request is addressed to (same-origin pages of the dashboard).
@@ -61,11 +60,11 @@ pub fn layer(settings: Arc<Settings>) -> CorsLayer {
 
 /// Logs a `CORS` security event for requests whose `Origin` is not allowed. The CORS layer then
 /// answers them without CORS headers, so the browser blocks the response.
-pub fn audit(state: &AppState, request: &Request) {
+pub fn audit(settings: &Settings, request: &Request) {
     if let Some(origin) = request.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
         let https = request.extensions().get::<ForwardedHttps>().is_some_and(|f| f.0);
-        if !origin_allowed(origin, request.headers(), https, &state.settings) {
-            let ip = ClientIp::of(request, state.settings.host);
+        if !origin_allowed(origin, request.headers(), https, settings) {
+            let ip = ClientIp::of(request, settings.host);
             let preflight = if request.method() == Method::OPTIONS { " (preflight)" } else { "" };
             audit::event(403, &format!("CORS origin not allowed{preflight}: {origin}"), ip, request.uri().path());
         }

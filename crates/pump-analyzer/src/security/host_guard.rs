@@ -3,12 +3,10 @@
 //! entry. A rebinding page reaches 127.0.0.1 under its own host name, so it is refused here.
 
 use axum::extract::Request;
-use axum::response::{IntoResponse, Response};
 
 use super::audit;
 use super::client_ip::ClientIp;
-use crate::http::AppState;
-use crate::http::error::AppError;
+use crate::config::Settings;
 
 /// The host name of a `Host` header value without its port, lower-cased.
 pub fn host_name(value: &str) -> String {
@@ -28,27 +26,19 @@ pub fn allowed(value: &str, extra: &[String]) -> bool {
     matches!(name.as_str(), "localhost" | "127.0.0.1" | "[::1]") || extra.iter().any(|h| host_name(h) == name)
 }
 
-/// The 421 answer for a request whose `Host` this server does not serve (DNS rebinding, SPEC
-/// §2.3), or `None` to let it through.
-pub fn refusal(state: &AppState, request: &Request) -> Option<Response> {
-    let settings = &state.settings;
+/// The `Host` this server does not serve (DNS rebinding, SPEC §2.3), logged as a security
+/// event, or `None` to let the request through. The HTTP layer answers 421.
+pub fn refused_host(settings: &Settings, request: &Request) -> Option<String> {
     let must_check = settings.is_loopback() || !settings.allowed_hosts.is_empty();
-    if must_check {
-        let host = request.headers().get(http::header::HOST).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let host = host.or_else(|| request.uri().authority().map(|a| a.to_string()));
-        if let Some(host) = host.filter(|h| !allowed(h, &settings.allowed_hosts)) {
-            let ip = ClientIp::of(request, settings.host);
-            let reason = format!("host not allowed: {host}");
-            audit::event(421, &reason, ip, request.uri().path());
-            return Some(
-                AppError::MisdirectedHost(format!(
-                    "Host {host:?} is not served here; add it to ALLOWED_HOSTS if you use this name on purpose"
-                ))
-                .into_response(),
-            );
-        }
+    if !must_check {
+        return None;
     }
-    None
+    let host = request.headers().get(http::header::HOST).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let host = host.or_else(|| request.uri().authority().map(|a| a.to_string()));
+    let host = host.filter(|h| !allowed(h, &settings.allowed_hosts))?;
+    let ip = ClientIp::of(request, settings.host);
+    audit::event(421, &format!("host not allowed: {host}"), ip, request.uri().path());
+    Some(host)
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@ pub mod client_ip;
 pub mod cors;
 pub mod headers;
 pub mod host_guard;
-pub mod ingest_guard;
 pub mod ingest_token;
 pub mod rate_limit;
 pub mod shared_limit;

@@ -7,7 +7,6 @@
 //! - Idle timeout and absolute lifetime; `GET /api/session/info` does not count as activity.
 //! - One CSRF token per session, checked by [`layer`] on every state-changing request.
 
-pub mod layer;
 pub mod login;
 
 use std::collections::{HashMap, VecDeque};

@@ -3,7 +3,7 @@
 
 use pump_engine::tables::cents;
 
-use crate::live::message::NewBet;
+use crate::ingest::message::NewBet;
 
 pub(crate) fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()

@@ -2,6 +2,7 @@
 //! typed operations only, so SQLite and PostgreSQL differ only here (SPEC §6, STYLE rule 4).
 
 mod delta;
+pub mod hub;
 pub mod model;
 mod postgres;
 mod sqlite;
@@ -13,8 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use uuid::Uuid;
 
 use crate::config::{DatabaseUrl, SecretKeySource, SqliteSync};
-use crate::live::hub::Hub;
-use crate::live::message::Message;
+use crate::ingest::message::Message;
+use crate::store::hub::Hub;
 use model::*;
 
 pub use postgres::PostgresStore;

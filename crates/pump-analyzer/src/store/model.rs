@@ -320,7 +320,7 @@ impl BetRecord {
     pub fn stored(
         id: i64,
         stream_id: Uuid,
-        bet: &crate::live::message::NewBet,
+        bet: &crate::ingest::message::NewBet,
         received_at: i64,
         distance_prev: Option<i64>,
         expected_multiplier: Option<f64>,

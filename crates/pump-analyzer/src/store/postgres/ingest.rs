@@ -210,7 +210,7 @@ async fn ingest_batch(
     // Bets and rounds: one INSERT each, pipelined. RETURNING says which rows are new; bet ids
     // follow message order. Each new bet also returns the nonce of the previous stored bet of the
     // same multiplier (bets of this same statement are not visible to it: see below).
-    let bets: Vec<&crate::live::message::NewBet> = bet_rows
+    let bets: Vec<&crate::ingest::message::NewBet> = bet_rows
         .iter()
         .map(|&i| match messages[i] {
             Message::Bet(bet) => bet,

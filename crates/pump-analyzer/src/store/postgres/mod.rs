@@ -23,8 +23,8 @@ use tokio_postgres::NoTls;
 use super::delta::{StreamDelta, now_micros};
 use super::model::{BetRecord, StreamSummary};
 use super::{IngestOutcome, StoreError, StoreOptions};
-use crate::live::hub::{Hub, LiveEvent};
-use crate::live::message::Message;
+use crate::ingest::message::Message;
+use crate::store::hub::{Hub, LiveEvent};
 
 mod ingest;
 mod reads;

@@ -6,8 +6,8 @@ use uuid::Uuid;
 use super::super::model::{BetCheck, Deleted, Reveal};
 use super::super::{LinkedStream, StreamKey};
 use super::{PostgresStore, begin, commit, now_micros};
-use crate::live::hub::LiveEvent;
 use crate::store::StoreError;
+use crate::store::hub::LiveEvent;
 
 impl PostgresStore {
     pub async fn setting_or_insert(&self, name: &'static str, fresh: String) -> Result<(String, bool), StoreError> {

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use pump_engine::{Difficulty, RoundDeriver};
 
 use super::*;
-use crate::live::hub::LiveEvent;
+use crate::store::hub::LiveEvent;
 
 /// Rows per multi-row INSERT, largest first: a job's bets go in as few statements as these
 /// sizes allow (100 bets: 64 + 16 + 16 + 4), each prepared once and kept in the statement cache.

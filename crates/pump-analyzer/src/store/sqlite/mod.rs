@@ -31,8 +31,8 @@ use pump_engine::RoundDeriver;
 use super::model::{BetRecord, StreamSummary};
 use super::{CommitStats, IngestOutcome, StoreError, StoreOptions};
 use crate::config::SqliteSync;
-use crate::live::hub::{Hub, LiveEvent};
-use crate::live::message::{Message, NewBet};
+use crate::ingest::message::{Message, NewBet};
+use crate::store::hub::{Hub, LiveEvent};
 
 mod alloc;
 mod ingest;

@@ -7,7 +7,7 @@ use pump_engine::Difficulty;
 
 use super::ingest::INSERT_BETS;
 use super::*;
-use crate::live::message::{Heartbeat, Message};
+use crate::ingest::message::{Heartbeat, Message};
 use crate::store::model::{BetOrder, BetQuery, Round};
 use crate::store::{CommitCounts, StreamKey};
 

@@ -6,8 +6,8 @@ use uuid::Uuid;
 use super::super::model::{BetCheck, Deleted, Reveal};
 use super::super::{LinkedStream, StreamKey};
 use super::{SqliteStore, Writer, now_micros};
-use crate::live::hub::LiveEvent;
 use crate::store::StoreError;
+use crate::store::hub::LiveEvent;
 
 impl SqliteStore {
     /// Sets (or with `None` clears) a stream's notes; `false` when the stream is gone.

@@ -8,12 +8,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::header;
 
-use super::audit;
-use super::client_ip::{ClientIp, ForwardedHttps};
-use super::cors::origin_allowed;
-use super::headers::write_rate_limit;
 use crate::http::AppState;
 use crate::http::error::AppError;
+use crate::security::audit;
+use crate::security::client_ip::{ClientIp, ForwardedHttps};
+use crate::security::cors::origin_allowed;
+use crate::security::headers::write_rate_limit;
 
 pub async fn layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let ip = ClientIp::of(&request, state.settings.host);

@@ -27,11 +27,11 @@ use axum::response::{IntoResponse, Response};
 use http::{Method, StatusCode, header};
 use serde_json::{Value, json};
 
-use super::{Sessions, cookie_value, csrf_matches};
 use crate::http::extract::read_limited;
 use crate::http::{AppState, pages};
 use crate::security::audit;
 use crate::security::client_ip::{ClientIp, ForwardedHttps};
+use crate::session::{Sessions, cookie_value, csrf_matches};
 use crate::store::model::SessionRecord;
 
 /// The live session of a request, for handlers.
