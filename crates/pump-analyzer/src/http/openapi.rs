@@ -67,7 +67,17 @@ pub const OPERATIONS: &[Operation] = &[
         summary: "Ingest one bet or heartbeat, or a batch",
         params: &[],
         request: Some("IngestBody"),
-        responses: &[(200, "IngestResult"), (400, E), (401, E), (403, E), (413, E), (422, E), (429, E)],
+        responses: &[
+            (200, "IngestResult"),
+            (400, E),
+            (401, E),
+            (403, E),
+            (408, E),
+            (413, E),
+            (422, E),
+            (429, E),
+            (503, E),
+        ],
     },
     Operation {
         method: "get",
@@ -394,6 +404,22 @@ pub const OPERATIONS: &[Operation] = &[
         responses: &[(200, "CsrfValid"), (400, SE), (401, SE)],
     },
     Operation {
+        method: "post",
+        path: "/api/session/login",
+        summary: "Log in with DASHBOARD_PASSWORD (the session id rotates)",
+        params: &[],
+        request: Some("Login"),
+        responses: &[(200, "LoggedIn"), (400, SE), (401, SE), (403, SE), (404, SE), (429, SE), (503, SE)],
+    },
+    Operation {
+        method: "post",
+        path: "/api/session/logout",
+        summary: "Log out (the session id rotates)",
+        params: &[],
+        request: None,
+        responses: &[(200, "LoggedIn"), (401, SE), (403, SE)],
+    },
+    Operation {
         method: "get",
         path: "/api/config",
         summary: "What the dashboard needs to explain the setup",
@@ -489,7 +515,53 @@ pub fn schemas() -> Map<String, Value> {
             ),
         ),
         ("Health", object(&["status"], json!({ "status": { "const": "ok" } }))),
-        ("IngestBody", json!({ "oneOf": [{ "type": "object" }, { "type": "array" }] })),
+        (
+            "Bet",
+            object(
+                &["id", "nonce", "amount", "payout", "difficulty", "clientSeed", "serverSeedHashed"],
+                json!({
+                    "type": { "const": "bet" }, "id": { "type": "string", "minLength": 1, "maxLength": 128 },
+                    "nonce": { "type": "integer", "minimum": 1 }, "amount": { "type": "number", "minimum": 0 },
+                    "payout": { "type": "number", "minimum": 0 },
+                    "difficulty": { "enum": ["easy", "medium", "hard", "expert"] },
+                    "clientSeed": { "type": "string", "minLength": 1, "maxLength": 256 },
+                    "serverSeedHashed": { "type": "string", "minLength": 1, "maxLength": 256 },
+                    "roundResult": { "type": "number", "minimum": 0, "description": "the round's multiplier; one of roundResult / payoutMultiplier is required" },
+                    "payoutMultiplier": { "type": "number", "minimum": 0 },
+                    "roundTarget": { "type": "number", "exclusiveMinimum": 0 },
+                    "dateTime": { "type": "string", "description": "ISO-8601; Z, offsets and naive (UTC) accepted" },
+                }),
+            ),
+        ),
+        (
+            "Heartbeat",
+            object(
+                &["type", "nonce", "roundResult", "clientSeed", "serverSeedHashed"],
+                json!({
+                    "type": { "const": "heartbeat" }, "nonce": { "type": "integer", "minimum": 1 },
+                    "roundResult": { "type": "number", "minimum": 0 },
+                    "clientSeed": { "type": "string", "minLength": 1, "maxLength": 256 },
+                    "serverSeedHashed": { "type": "string", "minLength": 1, "maxLength": 256 },
+                }),
+            ),
+        ),
+        ("IngestItem", json!({ "oneOf": [reference("Bet"), reference("Heartbeat")] })),
+        (
+            "IngestBody",
+            json!({ "oneOf": [
+                reference("IngestItem"),
+                { "type": "array", "maxItems": 1000, "items": reference("IngestItem") },
+                object(&["bets"], json!({ "bets": { "type": "array", "maxItems": 1000, "items": reference("IngestItem") } })),
+            ] }),
+        ),
+        ("Login", object(&["password"], json!({ "password": s() }))),
+        (
+            "LoggedIn",
+            object(
+                &["status", "message", "csrf_token", "session"],
+                json!({ "status": s(), "message": s(), "csrf_token": s(), "session": { "type": "object" } }),
+            ),
+        ),
         (
             "IngestResult",
             json!({ "type": "object", "properties": {
@@ -771,6 +843,35 @@ pub fn schemas() -> Map<String, Value> {
     entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
+/// Who may call an operation: the ingest token for ingest; a session with its CSRF token for
+/// writes (cookie-less scripts are served too while no dashboard password is set); reads are open
+/// unless a dashboard password is set, then they need a logged-in session.
+fn security(op: &Operation) -> Value {
+    if op.path == "/live/ingest" {
+        return json!([{ "ingestToken": [] }, {}]);
+    }
+    if op.method == "get" {
+        return json!([{}, { "sessionCookie": [] }]);
+    }
+    json!([{ "sessionCookie": [], "csrfToken": [] }, {}])
+}
+
+/// The rate-limit headers every ingest answer carries (SPEC §2.4).
+fn rate_limit_headers(refused: bool) -> Value {
+    let integer = |description: &str| json!({ "schema": { "type": "integer" }, "description": description });
+    let mut headers = json!({
+        "X-RateLimit-Limit": integer("requests allowed per rolling minute"),
+        "X-RateLimit-Remaining": integer("requests left in the window"),
+        "X-RateLimit-Reset": integer("Unix time when the next request is allowed"),
+        "RateLimit-Policy": { "schema": { "type": "string" }, "description": "IETF draft policy" },
+        "RateLimit": { "schema": { "type": "string" }, "description": "IETF draft state" },
+    });
+    if refused {
+        headers["Retry-After"] = integer("whole seconds until the next request is allowed (≥ 1)");
+    }
+    headers
+}
+
 /// The whole document.
 pub fn document() -> Value {
     let mut paths = Map::new();
@@ -798,6 +899,14 @@ pub fn document() -> Value {
                 .insert(status.to_string(), json!({ "description": format!("HTTP {status}"), "content": content }));
         }
         let mut operation = json!({ "summary": op.summary, "parameters": parameters, "responses": responses });
+        operation["security"] = security(op);
+        if op.path == "/live/ingest" {
+            for (status, response) in operation["responses"].as_object_mut().into_iter().flatten() {
+                if status == "200" || status == "429" || status == "422" {
+                    response["headers"] = rate_limit_headers(status == "429");
+                }
+            }
+        }
         if let Some(request) = op.request {
             operation["requestBody"] =
                 json!({ "required": true, "content": { "application/json": { "schema": reference(request) } } });
@@ -811,9 +920,17 @@ pub fn document() -> Value {
             "title": "Pump Analyzer",
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Live Stake Pump bet ingest, streams, provably-fair engine, runs and browser sessions. \
-                Writes need a session and its X-CSRF-Token (or X-Ingest-Token for machine clients); /live/ingest uses X-Ingest-Token.",
+                Writes from a browser need its session and X-CSRF-Token; cookie-less scripts are served directly unless \
+                DASHBOARD_PASSWORD is set, then they log in. /live/ingest uses X-Ingest-Token, which authorises nothing else.",
         },
         "paths": paths,
-        "components": { "schemas": schemas() },
+        "components": { "schemas": schemas(), "securitySchemes": {
+            "ingestToken": { "type": "apiKey", "in": "header", "name": "X-Ingest-Token",
+                             "description": "INGEST_TOKEN; authorises POST /live/ingest and nothing else" },
+            "sessionCookie": { "type": "apiKey", "in": "cookie", "name": "pump_session",
+                               "description": "the browser session (HttpOnly), made by any page or /api/session/*" },
+            "csrfToken": { "type": "apiKey", "in": "header", "name": "X-CSRF-Token",
+                           "description": "the session's CSRF token, on every write made with the session cookie" },
+        } },
     })
 }

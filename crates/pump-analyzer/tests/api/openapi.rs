@@ -202,6 +202,8 @@ async fn every_documented_operation_answers_as_documented() {
     c.call(get.clone(), &format!("/runs/{run_id}"), None).await;
     c.call(Method::POST, "/api/session/validate-csrf", Some(json!({"csrf_token": "x"}))).await;
     c.call(Method::POST, "/api/session/extend", None).await;
+    c.call(Method::POST, "/api/session/login", Some(json!({"password": "x"}))).await;
+    c.call(Method::POST, "/api/session/logout", None).await;
     c.call(Method::DELETE, &format!("/live/streams/{id}"), None).await;
     c.call(Method::POST, "/api/session/clear", None).await;
     // SSE routes: only the status and content type are checked (the body never ends).
@@ -223,4 +225,33 @@ async fn every_documented_operation_answers_as_documented() {
         .collect();
     let missing: Vec<_> = documented.difference(&c.seen).collect();
     assert!(missing.is_empty(), "documented but never exercised: {missing:?}");
+}
+
+/// The document names how each route is authorised, the ingest body in full, and the headers the
+/// rate limit adds.
+#[tokio::test]
+async fn the_document_describes_security_the_ingest_body_and_rate_limit_headers() {
+    let app = spawn_app(&[]).await;
+    let doc: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["ingestToken"]["name"], "X-Ingest-Token");
+    assert_eq!(schemes["sessionCookie"]["in"], "cookie");
+    assert_eq!(schemes["csrfToken"]["name"], "X-CSRF-Token");
+    let ingest = &doc["paths"]["/live/ingest"]["post"];
+    assert_eq!(ingest["security"][0], json!({"ingestToken": []}));
+    for header in ["X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "RateLimit", "RateLimit-Policy"] {
+        assert!(ingest["responses"]["200"]["headers"][header].is_object(), "{header}");
+    }
+    assert!(ingest["responses"]["429"]["headers"]["Retry-After"].is_object());
+    assert!(ingest["responses"]["503"].is_object());
+    let schemas = &doc["components"]["schemas"];
+    let required = |name: &str| schemas[name]["required"].as_array().unwrap().clone();
+    assert!(required("Bet").contains(&json!("serverSeedHashed")));
+    assert!(required("Heartbeat").contains(&json!("roundResult")));
+    assert_eq!(schemas["IngestBody"]["oneOf"].as_array().unwrap().len(), 3, "one item, an array, or {{bets}}");
+    for path in ["/api/session/login", "/api/session/logout", "/simulations", "/live/demo"] {
+        assert!(doc["paths"][path]["post"].is_object(), "{path}");
+    }
+    let write = &doc["paths"]["/runs"]["post"]["security"][0];
+    assert_eq!(*write, json!({"sessionCookie": [], "csrfToken": []}));
 }
