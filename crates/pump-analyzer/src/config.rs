@@ -671,8 +671,36 @@ pub fn banner(settings: &Settings, bound: std::net::SocketAddr, secret_source: S
             out.push_str("          Set DASHBOARD_PASSWORD.\n");
         }
     }
+    if let DatabaseUrl::Postgres(url) = &settings.database
+        && let Some(host) = remote_host(url.expose())
+        && !["sslmode=require", "sslmode=verify-ca", "sslmode=verify-full"].iter().any(|m| url.expose().contains(m))
+    {
+        out.push_str(&format!(" WARNING: DATABASE_URL reaches {host} in plain text: add ?sslmode=verify-full\n"));
+        out.push_str("          (and sslrootcert=/path/to/ca.pem for a private CA).\n");
+    }
+    if let Some(redis) = &settings.redis_url
+        && let Some(host) = remote_host(redis.expose())
+    {
+        out.push_str(&format!(" WARNING: REDIS_URL reaches {host} in plain text: keep Redis on a private network\n"));
+        out.push_str("          or behind a TLS tunnel (rediss:// is not supported yet).\n");
+    }
     out.push_str("==============================================================\n");
     out
+}
+
+/// The host of a service URL when it is not this machine.
+fn remote_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default().to_string(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h).to_string(),
+    };
+    let local = host.is_empty()
+        || host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    (!local).then_some(host)
 }
 
 #[cfg(test)]
@@ -808,6 +836,21 @@ mod tests {
             assert!(example.contains(&format!("{}=", v.name)), ".env.example lacks {}", v.name);
             assert!(variables_help().contains(v.name));
         }
+    }
+
+    #[test]
+    fn the_banner_warns_when_a_service_is_reached_in_plain_text_over_the_network() {
+        let bound = "127.0.0.1:8000".parse().unwrap();
+        let warns = |vars: &[(&str, &str)]| banner(&parse(vars).unwrap(), bound, SecretKeySource::Environment);
+        let text = warns(&[("DATABASE_URL", "postgres://u:pw@db.example:5432/pump")]);
+        assert!(text.contains("DATABASE_URL reaches db.example in plain text"), "{text}");
+        assert!(!text.contains("pw"), "{text}");
+        let text = warns(&[("DATABASE_URL", "postgres://u@db.example/pump?sslmode=verify-full")]);
+        assert!(!text.contains("plain text"), "{text}");
+        let text = warns(&[("DATABASE_URL", "postgres://u@127.0.0.1/pump"), ("REDIS_URL", "redis://localhost:6379")]);
+        assert!(!text.contains("plain text"), "{text}");
+        let text = warns(&[("REDIS_URL", "redis://:pw@10.0.0.7:6379")]);
+        assert!(text.contains("REDIS_URL reaches 10.0.0.7 in plain text"), "{text}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod runs;
 mod scaleout;
 mod security;
 mod seeds;
+mod services_tls;
 mod sessions;
 mod simulations;
 mod streams;

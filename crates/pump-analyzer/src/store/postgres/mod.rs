@@ -31,6 +31,7 @@ mod reads;
 mod runs;
 mod sessions;
 mod simulations;
+mod tls;
 mod writes;
 
 /// The advisory lock every ordering-sensitive write transaction holds (an arbitrary constant).
@@ -54,12 +55,29 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (3, include_str!("../../../migrations/postgres/0003_simulations.sql")),
 ];
 
+/// The error with what its causes add (the server's message, the TLS failure), for the log and
+/// start-up errors: `tokio_postgres` shows only "db error" or "error performing TLS handshake".
+fn described(e: &tokio_postgres::Error) -> String {
+    let mut text = e.to_string();
+    if let Some(db) = e.as_db_error() {
+        text = format!("{text}: {}", db.message());
+    } else {
+        let mut source = std::error::Error::source(e);
+        while let Some(cause) = source {
+            text = format!("{text}: {cause}");
+            source = cause.source();
+        }
+    }
+    text
+}
+
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
-        if e.is_closed() {
+        let e = Described(described(&e), e);
+        if e.1.is_closed() {
             return StoreError::Unavailable(format!("the PostgreSQL connection closed: {e}"));
         }
-        if let Some(code) = e.code() {
+        if let Some(code) = e.1.code() {
             // 08 connection, 53 resources (disk full, too many connections), 57 operator
             // intervention (shutdown), 40 rollback (serialization, deadlock), 25006 read-only.
             let c = code.code();
@@ -68,12 +86,21 @@ impl From<tokio_postgres::Error> for StoreError {
             }
             return StoreError::Internal(format!("PostgreSQL: {e}"));
         }
-        let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
-        if io || e.to_string().contains("timed out") {
+        let io = std::error::Error::source(&e.1).is_some_and(|s| s.is::<std::io::Error>());
+        if io || e.0.contains("timed out") {
             StoreError::Unavailable(format!("PostgreSQL: {e}"))
         } else {
             StoreError::Internal(format!("PostgreSQL: {e}"))
         }
+    }
+}
+
+/// An error and its full description, shown by `Display`.
+struct Described(String, tokio_postgres::Error);
+
+impl std::fmt::Display for Described {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -105,13 +132,17 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Connects, applies the migrations, and starts the ingest writer and the LISTEN task.
     pub async fn open(url: &str, options: StoreOptions, hub: Hub) -> Result<Self, StoreError> {
+        let (url, tls) = tls::from_url(url)?;
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Unavailable(format!("DATABASE_URL is not a valid PostgreSQL URL: {e}")))?;
         config.connect_timeout(Duration::from_secs(5));
         config.application_name("pump-analyzer");
-        let manager =
-            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let recycling = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        let manager = match &tls {
+            tls::Tls::Off => Manager::from_config(config.clone(), NoTls, recycling),
+            tls::Tls::On(connector) => Manager::from_config(config.clone(), connector.clone(), recycling),
+        };
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(Runtime::Tokio1)
@@ -125,7 +156,7 @@ impl PostgresStore {
         let (jobs, rx) = mpsc::channel(8192);
         tokio::spawn(ingest::run_writer(pool.clone(), options, rx));
         let (alive, watch_rx) = watch::channel(());
-        tokio::spawn(listen(config, hub, watch_rx));
+        tokio::spawn(listen(config, tls, hub, watch_rx));
         Ok(Self { pool, jobs, _alive: alive })
     }
 
@@ -212,30 +243,52 @@ fn notify_payloads(events: &[LiveEvent]) -> Vec<String> {
         .collect()
 }
 
+/// Drives a LISTEN connection and hands each notification's payload over the channel.
+fn pump_notifications<S, T>(
+    mut connection: tokio_postgres::Connection<S, T>,
+) -> (mpsc::UnboundedReceiver<String>, tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (tx, rx) = mpsc::unbounded_channel();
+    let pump = tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                    if tx.send(n.payload().to_string()).is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    });
+    (rx, pump)
+}
+
 /// Receives this database's live events and republishes them on the local hub; reconnects by
 /// itself when the connection is lost. Ends when the store is dropped.
-async fn listen(config: tokio_postgres::Config, hub: Hub, mut alive: watch::Receiver<()>) {
+async fn listen(config: tokio_postgres::Config, tls: tls::Tls, hub: Hub, mut alive: watch::Receiver<()>) {
     // Warn once per outage, not once per reconnection attempt.
     let warned = std::sync::atomic::AtomicBool::new(false);
     loop {
         let session = async {
-            let (client, mut connection) = config.connect(NoTls).await?;
-            let (tx, mut rx) = mpsc::unbounded_channel();
-            let pump = tokio::spawn(async move {
-                let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-                while let Some(message) = messages.next().await {
-                    match message {
-                        Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
-                            if tx.send(n.payload().to_string()).is_err() {
-                                break;
-                            }
-                        }
-                        Ok(_) => {}
-                        Err(e) => return Err(e),
-                    }
+            let (client, mut rx, pump) = match &tls {
+                tls::Tls::Off => {
+                    let (client, connection) = config.connect(NoTls).await?;
+                    let (rx, pump) = pump_notifications(connection);
+                    (client, rx, pump)
                 }
-                Ok(())
-            });
+                tls::Tls::On(connector) => {
+                    let (client, connection) = config.connect(connector.clone()).await?;
+                    let (rx, pump) = pump_notifications(connection);
+                    (client, rx, pump)
+                }
+            };
             client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
             if warned.swap(false, std::sync::atomic::Ordering::Relaxed) {
                 tracing::info!("live events from PostgreSQL resumed");
