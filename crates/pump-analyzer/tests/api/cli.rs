@@ -24,7 +24,6 @@ fn malformed_configuration_stops_start_up_naming_the_variable() {
         ("DATABASE_URL", "not-a-url"),
         ("API_CORS_ORIGINS", "*"),
         ("REDIS_URL", "localhost"),
-        ("REDIS_URL", "rediss://:pw@cache.example:6380"),
         ("SSE_MAX_CLIENTS", "lots"),
     ] {
         let output = run(&["serve"], &[(variable, value)]);

@@ -38,34 +38,8 @@ impl TlsCluster {
         let dir = TempDir::new();
         let data = dir.path().join("data");
         // A CA of the test's own, and a server certificate it signs for localhost / 127.0.0.1.
-        let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
-        std::fs::write(
-            p("ext.cnf"),
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        for args in [
-            vec!["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=pump-test-ca"]
-                .into_iter()
-                .map(String::from)
-                .chain(["-keyout".into(), p("ca.key"), "-out".into(), p("ca.crt")])
-                .collect::<Vec<_>>(),
-            ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout"]
-                .into_iter()
-                .map(String::from)
-                .chain([p("server.key"), "-out".into(), p("server.csr")])
-                .collect(),
-            ["x509", "-req", "-days", "1", "-CAcreateserial", "-in"]
-                .into_iter()
-                .map(String::from)
-                .chain([p("server.csr"), "-CA".into(), p("ca.crt"), "-CAkey".into(), p("ca.key")])
-                .chain(["-extfile".into(), p("ext.cnf"), "-out".into(), p("server.crt")])
-                .collect(),
-        ] {
-            let made = Command::new("openssl").args(&args).output().unwrap();
-            assert!(made.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&made.stderr));
-        }
-        let cert = dir.path().join("ca.crt");
+        let (ca, _, _) = certificates(dir.path());
+
         let owned = Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status().unwrap();
         assert!(owned.success());
         let init = as_postgres(&bin.join("initdb"), &["-D", data.to_str().unwrap(), "-A", "trust", "-U", "postgres"]);
@@ -87,7 +61,7 @@ impl TlsCluster {
             &["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-w", "start"],
         );
         assert!(started.status.success(), "{}", std::fs::read_to_string(&log).unwrap_or_default());
-        Some(TlsCluster { bin, data, port, ca: cert, _dir: dir })
+        Some(TlsCluster { bin, data, port, ca, _dir: dir })
     }
 
     fn url(&self, query: &str) -> String {
@@ -127,4 +101,123 @@ async fn database_urls_choose_tls_with_or_without_checking_the_certificate() {
         let (status, _) = app.get("/live/streams").await;
         assert_eq!(status, 200, "{query}");
     }
+}
+
+/// A CA and a server certificate it signs for localhost / 127.0.0.1, made with openssl in `dir`:
+/// (CA certificate, server certificate, server key).
+fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let p = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    std::fs::write(
+        p("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let runs: [Vec<String>; 3] = [
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=pump-test-ca", "-keyout"]
+            .into_iter()
+            .map(String::from)
+            .chain([p("ca.key"), "-out".into(), p("ca.crt")])
+            .collect(),
+        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout"]
+            .into_iter()
+            .map(String::from)
+            .chain([p("server.key"), "-out".into(), p("server.csr")])
+            .collect(),
+        ["x509", "-req", "-days", "1", "-CAcreateserial", "-in"]
+            .into_iter()
+            .map(String::from)
+            .chain([p("server.csr"), "-CA".into(), p("ca.crt"), "-CAkey".into(), p("ca.key")])
+            .chain(["-extfile".into(), p("ext.cnf"), "-out".into(), p("server.crt")])
+            .collect(),
+    ];
+    for args in runs {
+        let made = Command::new("openssl").args(&args).output().unwrap();
+        assert!(made.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&made.stderr));
+    }
+    (dir.join("ca.crt"), dir.join("server.crt"), dir.join("server.key"))
+}
+
+/// A redis-server of the test's own that speaks TLS only, on a loopback port.
+struct TlsRedis {
+    child: std::process::Child,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl TlsRedis {
+    fn start() -> Option<TlsRedis> {
+        if Command::new("redis-server").arg("--version").output().is_err()
+            || Command::new("openssl").arg("version").output().is_err()
+        {
+            eprintln!("SKIPPED: redis-server and openssl are needed for the Redis TLS test");
+            return None;
+        }
+        let dir = TempDir::new();
+        let (ca, cert, key) = certificates(dir.path());
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
+            .arg("--tls-cert-file")
+            .arg(&cert)
+            .arg("--tls-key-file")
+            .arg(&key)
+            .arg("--tls-ca-cert-file")
+            .arg(&ca)
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let redis = TlsRedis { child, port, _dir: dir };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(redis);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("redis-server with TLS did not start");
+    }
+}
+
+async fn build_with_redis(dir: &Path, url: &str) -> Result<pump_analyzer::Application, String> {
+    let mut vars = std::collections::HashMap::new();
+    vars.insert("API_PORT".to_string(), "0".to_string());
+    vars.insert("DATABASE_URL".to_string(), format!("sqlite://{}/pump.db", dir.display()));
+    vars.insert("REDIS_URL".to_string(), url.to_string());
+    vars.insert("REDIS_KEY_PREFIX".to_string(), format!("pump-tls-{}:", pump_analyzer::security::random_hex(4)));
+    vars.insert("INGEST_RATE_LIMIT".to_string(), "2".to_string());
+    let settings = pump_analyzer::config::Settings::from_vars(&vars, &Default::default()).unwrap();
+    pump_analyzer::Application::build(settings).await.map_err(|e| e.to_string())
+}
+
+/// `rediss://` speaks TLS: a plain-text client cannot use the TLS port, an unknown CA is refused
+/// at start-up, and with the check waived (`#insecure`) the shared rate limit works.
+#[tokio::test]
+async fn rediss_urls_reach_a_redis_that_speaks_only_tls() {
+    let Some(redis) = TlsRedis::start() else { return };
+    let dir = TempDir::new();
+    let plain = build_with_redis(dir.path(), &format!("redis://127.0.0.1:{}", redis.port)).await;
+    assert!(plain.is_err(), "plain text is not understood on the TLS port");
+    let untrusted = build_with_redis(dir.path(), &format!("rediss://localhost:{}", redis.port)).await.err().unwrap();
+    assert!(untrusted.contains("REDIS_URL"), "{untrusted}");
+    let app = build_with_redis(dir.path(), &format!("rediss://127.0.0.1:{}/#insecure", redis.port)).await.unwrap();
+    let address = format!("http://{}", app.address());
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for n in 1..=3 {
+        let response =
+            client.post(format!("{address}/live/ingest")).json(&bet(&format!("r{n}"), n)).send().await.unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 429], "the limit is counted in the TLS Redis");
 }
