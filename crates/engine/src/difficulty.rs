@@ -67,3 +67,19 @@ impl FromStr for Difficulty {
         }
     }
 }
+
+/// As its lower-case name, the way it travels in JSON (with the `serde` feature).
+#[cfg(feature = "serde")]
+impl serde::Serialize for Difficulty {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Difficulty {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}

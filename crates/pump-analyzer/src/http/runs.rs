@@ -359,7 +359,7 @@ async fn create(State(state): State<AppState>, JsonBody(body): JsonBody) -> Resu
         client_seed: spec.client_seed,
         nonce_start: start as i64,
         nonce_end: end as i64,
-        difficulty: difficulty.as_str().to_string(),
+        difficulty,
         summary: summarize(&hits, &range, &spec.targets),
         targets: spec.targets,
         duration_ms,
@@ -376,7 +376,7 @@ async fn list(State(state): State<AppState>, params: Params) -> Result<Json<Valu
         limit: params.int("limit", 50, 1, 100)?,
         offset: params.int("offset", 0, 0, i64::MAX)?,
         search: params.text("search").map(|s| s.trim().chars().take(256).collect()),
-        difficulty: params.difficulty("difficulty")?.map(|d| d.as_str().to_string()),
+        difficulty: params.difficulty("difficulty")?,
     };
     let (runs, total) = state.store.list_runs(query.clone()).await?;
     Ok(Json(json!({ "runs": runs, "total": total, "limit": query.limit, "offset": query.offset })))
@@ -489,7 +489,7 @@ async fn export_hits(State(state): State<AppState>, PathId(raw): PathId) -> Resu
 /// Every nonce of the run's range, recomputed chunk by chunk on the blocking pool and streamed.
 async fn export_full(State(state): State<AppState>, PathId(raw): PathId) -> Result<Response> {
     let run = load(&state, &raw).await?;
-    let difficulty: Difficulty = run.difficulty.parse().map_err(|_| AppError::Internal("stored difficulty".into()))?;
+    let difficulty: Difficulty = run.difficulty;
     let deriver = RoundDeriver::new(&run.server_seed, &run.client_seed);
     let (start, end) = (run.nonce_start as u64, run.nonce_end as u64);
     let stream = futures_util::stream::unfold(Some((deriver, start, true)), move |cursor| async move {

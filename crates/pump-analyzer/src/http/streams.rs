@@ -83,7 +83,7 @@ async fn bets(State(state): State<AppState>, PathId(raw): PathId, params: Params
         limit: params.int("limit", 100, 1, 1000)?,
         offset: params.int("offset", 0, 0, i64::MAX)?,
         min_multiplier: params.opt_number("min_multiplier", 0.0)?,
-        difficulty: params.difficulty("difficulty")?.map(|d| d.as_str().to_string()),
+        difficulty: params.difficulty("difficulty")?,
         order,
     };
     let page = state.store.bets(key, query).await?;
@@ -115,11 +115,8 @@ async fn rounds(State(state): State<AppState>, PathId(raw): PathId, params: Para
 }
 
 /// The difficulty used for odds: `difficulty=` when given, else the stream's latest bet's, else expert.
-fn odds_difficulty(params: &Params, stream: Option<&str>) -> Result<Difficulty> {
-    if let Some(d) = params.difficulty("difficulty")? {
-        return Ok(d);
-    }
-    Ok(stream.and_then(|d| d.parse().ok()).unwrap_or(Difficulty::Expert))
+fn odds_difficulty(params: &Params, stream: Option<Difficulty>) -> Result<Difficulty> {
+    Ok(params.difficulty("difficulty")?.or(stream).unwrap_or(Difficulty::Expert))
 }
 
 async fn cadence(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<Value>> {
@@ -131,7 +128,7 @@ async fn cadence(State(state): State<AppState>, PathId(raw): PathId, params: Par
     let band = params.opt_number("band", 0.0)?.unwrap_or(400.0);
     let min = tiers.first().copied().unwrap_or(1.0);
     let data = state.store.round_scan(key, min, 1000).await?;
-    let difficulty = odds_difficulty(&params, data.difficulty.as_deref())?;
+    let difficulty = odds_difficulty(&params, data.difficulty)?;
     let report = analysis::cadence(&data.scan, data.last_observed_nonce, difficulty, &tiers, k, band);
     Ok(Json(json!({
         "stream_id": key.id,
@@ -150,7 +147,7 @@ async fn metrics(State(state): State<AppState>, PathId(raw): PathId, params: Par
     pinned.dedup_by(|a, b| cents(*a) == cents(*b));
     let min = pinned.iter().copied().fold(f64::INFINITY, f64::min);
     let data = state.store.round_scan(key, min, 0).await?;
-    let difficulty = odds_difficulty(&params, data.difficulty.as_deref())?;
+    let difficulty = odds_difficulty(&params, data.difficulty)?;
     let report = analysis::multiplier_metrics(&data.scan.hits, data.last_observed_nonce, difficulty, &pinned);
     Ok(Json(json!({
         "stream_id": key.id,
@@ -222,7 +219,7 @@ fn bet_row(out: &mut String, b: &BetRecord) {
         b.payout,
         b.payout_multiplier
     );
-    csv::text(out, &b.difficulty);
+    csv::text(out, b.difficulty.as_str());
     out.push(',');
     csv::number(out, b.round_target);
     let _ = write!(out, ",{},", b.round_result);

@@ -86,7 +86,7 @@ pub struct CadenceData {
     pub scan: RoundScan,
     pub last_observed_nonce: Option<i64>,
     /// Difficulty of the stream's most recent bet.
-    pub difficulty: Option<String>,
+    pub difficulty: Option<pump_engine::Difficulty>,
 }
 
 /// A finished run ready to be stored.
@@ -102,7 +102,7 @@ pub struct RunQuery {
     pub limit: i64,
     pub offset: i64,
     pub search: Option<String>,
-    pub difficulty: Option<String>,
+    pub difficulty: Option<pump_engine::Difficulty>,
 }
 
 /// What the SQLite writer has committed, for `/metrics`: group commits, the write requests they
@@ -399,6 +399,11 @@ impl Store {
 
 /// A writer's next group: `first`, then whatever else is already queued, up to `max` jobs in all
 /// (group commit: one transaction for every request waiting).
+/// A difficulty as stored (validated when the bet came in).
+pub(crate) fn stored_difficulty(raw: &str) -> Result<pump_engine::Difficulty, StoreError> {
+    raw.parse().map_err(|_| StoreError::Internal(format!("a stored difficulty is not one: {raw:?}")))
+}
+
 /// Unchecked bets from their rows; a row whose difficulty no longer parses (it cannot be
 /// replayed) is left out.
 pub(crate) fn unverified(rows: Vec<(i64, i64, String, f64)>) -> Vec<model::UnverifiedBet> {

@@ -77,7 +77,7 @@ pub struct Mismatch {
     pub bet_id: i64,
     pub antebot_bet_id: String,
     pub nonce: i64,
-    pub difficulty: String,
+    pub difficulty: pump_engine::Difficulty,
     pub round_result: f64,
     pub expected_multiplier: Option<f64>,
 }
@@ -111,7 +111,7 @@ pub struct StreamDetail {
     pub total_payout: f64,
     pub difficulty_breakdown: BTreeMap<String, i64>,
     /// The difficulty of the most recent bet (used for odds); `None` before any bet.
-    pub difficulty: Option<String>,
+    pub difficulty: Option<pump_engine::Difficulty>,
     /// The revealed server seed, once known.
     pub server_seed: Option<String>,
     pub recent_bets: Vec<BetRecord>,
@@ -129,7 +129,7 @@ pub struct BetRecord {
     pub amount: f64,
     pub payout: f64,
     pub payout_multiplier: f64,
-    pub difficulty: String,
+    pub difficulty: pump_engine::Difficulty,
     pub round_target: Option<f64>,
     pub round_result: f64,
     /// Nonces since the previous bet of the same 2-decimal multiplier in the whole stream.
@@ -150,7 +150,7 @@ pub struct BetQuery {
     pub limit: i64,
     pub offset: i64,
     pub min_multiplier: Option<f64>,
-    pub difficulty: Option<String>,
+    pub difficulty: Option<pump_engine::Difficulty>,
     pub order: BetOrder,
 }
 
@@ -267,7 +267,7 @@ pub struct Run {
     pub client_seed: String,
     pub nonce_start: i64,
     pub nonce_end: i64,
-    pub difficulty: String,
+    pub difficulty: pump_engine::Difficulty,
     pub targets: Vec<f64>,
     pub duration_ms: i64,
     pub engine_version: String,
@@ -335,7 +335,7 @@ impl BetRecord {
             amount: bet.amount,
             payout: bet.payout,
             payout_multiplier: bet.payout_multiplier,
-            difficulty: bet.difficulty.as_str().to_string(),
+            difficulty: bet.difficulty,
             round_target: bet.round_target,
             round_result: bet.round_result,
             distance_prev,

@@ -35,7 +35,7 @@ fn bet_row(row: &Row) -> Result<BetRecord, StoreError> {
         amount: row.try_get(6)?,
         payout: row.try_get(7)?,
         payout_multiplier: row.try_get(8)?,
-        difficulty: row.try_get(9)?,
+        difficulty: crate::store::stored_difficulty(&row.try_get::<_, String>(9)?)?,
         round_target: row.try_get(10)?,
         round_result: row.try_get(11)?,
         verified: row.try_get(12)?,
@@ -99,7 +99,7 @@ async fn complete(client: &Client, pk: i64, mut summary: StreamSummary) -> Resul
                 bet_id: r.try_get(0)?,
                 antebot_bet_id: r.try_get(1)?,
                 nonce: r.try_get(2)?,
-                difficulty: r.try_get(3)?,
+                difficulty: crate::store::stored_difficulty(&r.try_get::<_, String>(3)?)?,
                 round_result: r.try_get(4)?,
                 expected_multiplier: r.try_get(5)?,
             }),
@@ -109,13 +109,14 @@ async fn complete(client: &Client, pk: i64, mut summary: StreamSummary) -> Resul
     Ok(summary)
 }
 
-async fn difficulty_of(client: &Client, pk: i64) -> Result<Option<String>, StoreError> {
+async fn difficulty_of(client: &Client, pk: i64) -> Result<Option<pump_engine::Difficulty>, StoreError> {
     let statement = client
         .prepare_cached(
             "SELECT difficulty FROM stream_difficulties WHERE stream_pk = $1 ORDER BY last_bet DESC LIMIT 1",
         )
         .await?;
-    Ok(client.query_opt(&statement, &[&pk]).await?.map(|r| r.try_get(0)).transpose()?)
+    let raw: Option<String> = client.query_opt(&statement, &[&pk]).await?.map(|r| r.try_get(0)).transpose()?;
+    raw.as_deref().map(crate::store::stored_difficulty).transpose()
 }
 
 impl PostgresStore {
@@ -194,7 +195,8 @@ impl PostgresStore {
             filter.push_str(&format!(" AND b.mult_cents >= ${}", args.len()));
             count_filter.push_str(&format!(" AND mult_cents >= ${}", args.len()));
         }
-        if let Some(d) = &query.difficulty {
+        let difficulty = query.difficulty.map(|d| d.as_str());
+        if let Some(d) = &difficulty {
             args.push(d);
             filter.push_str(&format!(" AND b.difficulty = ${}", args.len()));
             count_filter.push_str(&format!(" AND difficulty = ${}", args.len()));

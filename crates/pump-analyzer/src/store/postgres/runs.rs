@@ -29,7 +29,7 @@ fn run_row(row: &Row) -> Result<Run, StoreError> {
         client_seed: row.try_get(4)?,
         nonce_start: row.try_get(5)?,
         nonce_end: row.try_get(6)?,
-        difficulty: row.try_get(7)?,
+        difficulty: crate::store::stored_difficulty(&row.try_get::<_, String>(7)?)?,
         targets: serde_json::from_value(json_column(row, 8)?).unwrap_or_default(),
         duration_ms: row.try_get(9)?,
         engine_version: row.try_get(10)?,
@@ -54,7 +54,7 @@ impl PostgresStore {
                     &r.client_seed,
                     &r.nonce_start,
                     &r.nonce_end,
-                    &r.difficulty,
+                    &r.difficulty.as_str(),
                     &serde_json::to_string(&r.targets).unwrap_or_default(),
                     &r.duration_ms,
                     &r.engine_version,
@@ -96,7 +96,8 @@ impl PostgresStore {
                 " AND (client_seed ILIKE $1 ESCAPE '\\' OR id::text ILIKE $1 ESCAPE '\\' OR server_seed_sha256 ILIKE $1 ESCAPE '\\')",
             );
         }
-        if let Some(d) = &query.difficulty {
+        let difficulty = query.difficulty.map(|d| d.as_str());
+        if let Some(d) = &difficulty {
             args.push(d);
             filter.push_str(&format!(" AND difficulty = ${}", args.len()));
         }

@@ -32,6 +32,12 @@ fn uuid(raw: String) -> rusqlite::Result<Uuid> {
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into()))
 }
 
+/// A difficulty column, as the engine's type.
+pub(super) fn difficulty_column(row: &Row<'_>, index: usize) -> rusqlite::Result<pump_engine::Difficulty> {
+    let raw: String = row.get(index)?;
+    raw.parse().map_err(|e| rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e)))
+}
+
 fn bet_row(row: &Row<'_>) -> rusqlite::Result<BetRecord> {
     Ok(BetRecord {
         id: row.get(0)?,
@@ -43,7 +49,7 @@ fn bet_row(row: &Row<'_>) -> rusqlite::Result<BetRecord> {
         amount: row.get(6)?,
         payout: row.get(7)?,
         payout_multiplier: row.get(8)?,
-        difficulty: row.get(9)?,
+        difficulty: difficulty_column(row, 9)?,
         round_target: row.get(10)?,
         round_result: row.get(11)?,
         verified: row.get::<_, Option<i64>>(12)?.map(|v| v == 1),
@@ -92,7 +98,7 @@ fn first_mismatch(conn: &Connection, pk: i64) -> Result<Option<Mismatch>, StoreE
                 bet_id: r.get(0)?,
                 antebot_bet_id: r.get(1)?,
                 nonce: r.get(2)?,
-                difficulty: r.get(3)?,
+                difficulty: difficulty_column(r, 3)?,
                 round_result: r.get(4)?,
                 expected_multiplier: r.get(5)?,
             })
@@ -128,13 +134,14 @@ fn bet_range(conn: &Connection, pk: i64) -> Result<Option<(i64, i64)>, StoreErro
     })
 }
 
-pub(super) fn difficulty_of(conn: &Connection, pk: i64) -> Result<Option<String>, StoreError> {
-    Ok(conn
+pub(super) fn difficulty_of(conn: &Connection, pk: i64) -> Result<Option<pump_engine::Difficulty>, StoreError> {
+    let raw: Option<String> = conn
         .prepare_cached(
             "SELECT difficulty FROM stream_multipliers WHERE stream_pk = ?1 ORDER BY last_bet DESC LIMIT 1",
         )?
         .query_row([pk], |r| r.get(0))
-        .optional()?)
+        .optional()?;
+    raw.as_deref().map(crate::store::stored_difficulty).transpose()
 }
 
 /// Where a stream's rounds begin: its bets below are rounds the retention dropped.
@@ -283,7 +290,7 @@ impl SqliteStore {
             if let Some(d) = &query.difficulty {
                 filter.push_str(" AND b.difficulty = ?");
                 count_filter.push_str(" AND difficulty = ?");
-                args.push(Sql::Text(d.clone()));
+                args.push(Sql::Text(d.as_str().to_string()));
             }
             // Exact totals from the per-multiplier counters: a sum over a few dozen rows.
             let total: i64 = conn

@@ -30,7 +30,7 @@ fn run_row(row: &Row<'_>) -> rusqlite::Result<Run> {
         client_seed: row.get(4)?,
         nonce_start: row.get(5)?,
         nonce_end: row.get(6)?,
-        difficulty: row.get(7)?,
+        difficulty: super::reads::difficulty_column(row, 7)?,
         targets,
         duration_ms: row.get(9)?,
         engine_version: row.get(10)?,
@@ -55,7 +55,7 @@ impl SqliteStore {
                     r.client_seed,
                     r.nonce_start,
                     r.nonce_end,
-                    r.difficulty,
+                    r.difficulty.as_str(),
                     serde_json::to_string(&r.targets).unwrap_or_default(),
                     r.duration_ms,
                     r.engine_version,
@@ -90,7 +90,7 @@ impl SqliteStore {
             }
             if let Some(d) = &query.difficulty {
                 filter.push_str(" AND difficulty = ?");
-                args.push(Sql::Text(d.clone()));
+                args.push(Sql::Text(d.as_str().to_string()));
             }
             let total: i64 = conn
                 .prepare_cached(&format!("SELECT count(*) FROM runs WHERE {filter}"))?

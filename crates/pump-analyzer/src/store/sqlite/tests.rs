@@ -368,7 +368,7 @@ async fn arrival_order_reads_skip_the_bets_of_interleaved_streams() {
             limit: 5,
             offset,
             min_multiplier: None,
-            difficulty: difficulty.map(str::to_string),
+            difficulty: difficulty.map(|d| d.parse().unwrap()),
             order: BetOrder::IdDesc,
         };
         for (difficulty, ids) in [(None, &all), (Some("hard"), &hard)] {
@@ -431,7 +431,7 @@ fn upgrades_fill_bet_ranges_and_the_multiplier_rows_last_bets() {
         .unwrap();
     let row = |pk, d: &str, bets, last| (pk, d.to_string(), bets, last);
     assert_eq!(rows, vec![row(1, "easy", 3, 7), row(1, "hard", 1, 5), row(2, "easy", 1, 2)]);
-    assert_eq!(reads::difficulty_of(&conn, 1).unwrap().as_deref(), Some("easy"));
+    assert_eq!(reads::difficulty_of(&conn, 1).unwrap(), Some(Difficulty::Easy));
     let left: i64 = conn
         .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'stream_difficulties'", [], |r| r.get(0))
         .unwrap();
