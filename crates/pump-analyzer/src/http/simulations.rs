@@ -57,11 +57,6 @@ impl SimRegistry {
     fn remove(&self, id: Uuid) {
         self.active.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
     }
-
-    /// Simulations running or waiting for a core.
-    pub fn in_progress(&self) -> usize {
-        self.active.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
 }
 
 /// A checked `POST /simulations` body.

@@ -398,3 +398,14 @@ impl SseReader {
         }
     }
 }
+
+/// Waits (up to 5 s) until something accepts connections on 127.0.0.1:`port`.
+pub fn wait_for_port(port: u16) -> bool {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}

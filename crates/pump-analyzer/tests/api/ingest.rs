@@ -392,3 +392,15 @@ async fn bets_and_heartbeats_are_one_sequence_of_rounds_under_one_retention() {
     assert_eq!(tier(3200.18)["hits"], 0);
     assert_eq!(tier(1066.73)["current_streak"], 2);
 }
+
+/// A body sent in chunks, with no length announced, is cut off at 1 MiB all the same.
+#[tokio::test]
+async fn a_chunked_body_over_one_mebibyte_gets_413() {
+    let app = crate::helpers::spawn_app(&[]).await;
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..20).map(|_| Ok(vec![b' '; 64 * 1024])).collect();
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let response = app.client.post(app.url("/live/ingest")).body(body).send().await.unwrap();
+    assert_eq!(response.status(), 413);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert!(answer["error"]["message"].as_str().unwrap().contains("1 MiB"), "{answer}");
+}

@@ -328,11 +328,8 @@ impl Nginx {
         let error_log = dir.path().join("error.log");
         // Stopped by Drop on every path, a failed start included.
         let nginx = Nginx { child, port, _dir: dir };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(nginx);
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if crate::helpers::wait_for_port(port) {
+            return Some(nginx);
         }
         panic!("nginx did not start: {}", std::fs::read_to_string(error_log).unwrap_or_default());
     }

@@ -178,13 +178,8 @@ impl TlsRedis {
             .spawn()
             .unwrap();
         let redis = TlsRedis { child, port, _dir: dir };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(redis);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("redis-server with TLS did not start");
+        assert!(crate::helpers::wait_for_port(port), "redis-server with TLS did not start");
+        Some(redis)
     }
 }
 

@@ -73,34 +73,25 @@ fn described(e: &tokio_postgres::Error) -> String {
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
-        let e = Described(described(&e), e);
-        if e.1.is_closed() {
-            return StoreError::Unavailable(format!("the PostgreSQL connection closed: {e}"));
+        let text = described(&e);
+        if e.is_closed() {
+            return StoreError::Unavailable(format!("the PostgreSQL connection closed: {text}"));
         }
-        if let Some(code) = e.1.code() {
+        if let Some(code) = e.code() {
             // 08 connection, 53 resources (disk full, too many connections), 57 operator
             // intervention (shutdown), 40 rollback (serialization, deadlock), 25006 read-only.
             let c = code.code();
             if ["08", "53", "57", "40"].iter().any(|class| c.starts_with(class)) || c == "25006" {
-                return StoreError::Unavailable(format!("PostgreSQL: {e}"));
+                return StoreError::Unavailable(format!("PostgreSQL: {text}"));
             }
-            return StoreError::Internal(format!("PostgreSQL: {e}"));
+            return StoreError::Internal(format!("PostgreSQL: {text}"));
         }
-        let io = std::error::Error::source(&e.1).is_some_and(|s| s.is::<std::io::Error>());
-        if io || e.0.contains("timed out") {
-            StoreError::Unavailable(format!("PostgreSQL: {e}"))
+        let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+        if io || text.contains("timed out") {
+            StoreError::Unavailable(format!("PostgreSQL: {text}"))
         } else {
-            StoreError::Internal(format!("PostgreSQL: {e}"))
+            StoreError::Internal(format!("PostgreSQL: {text}"))
         }
-    }
-}
-
-/// An error and its full description, shown by `Display`.
-struct Described(String, tokio_postgres::Error);
-
-impl std::fmt::Display for Described {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
