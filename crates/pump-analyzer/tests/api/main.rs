@@ -11,6 +11,7 @@ mod helpers;
 mod hostile;
 mod ingest;
 mod openapi;
+mod ordering;
 mod runs;
 mod scaleout;
 mod security;

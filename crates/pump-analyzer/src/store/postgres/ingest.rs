@@ -12,11 +12,22 @@ use uuid::Uuid;
 use pump_engine::RoundDeriver;
 use pump_engine::tables::cents;
 
+use super::horizon::INGEST_MARK;
 use super::*;
 
-pub(super) async fn run_writer(pool: Pool, options: StoreOptions, mut rx: mpsc::Receiver<IngestJob>) {
-    while let Some(first) = rx.recv().await {
-        let jobs = crate::store::gather(first, &mut rx, MAX_GROUP);
+/// One of the instance's ingest writers. They share the queue: each takes the requests waiting
+/// when it is free and commits them as one transaction, while the others commit theirs.
+pub(super) async fn run_writer(
+    pool: Pool,
+    options: StoreOptions,
+    rx: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<IngestJob>>>,
+) {
+    loop {
+        let jobs = {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else { return };
+            crate::store::gather(first, &mut rx, MAX_GROUP)
+        };
         let grouped = ingest_group(&pool, options, &jobs).await;
         match grouped {
             Ok(results) => {
@@ -41,7 +52,23 @@ pub(super) async fn run_writer(pool: Pool, options: StoreOptions, mut rx: mpsc::
     }
 }
 
+/// Runs one group's transaction; a deadlock (PostgreSQL breaks it by failing one of the
+/// transactions) or a serialization failure is retried a few times before it is reported.
 async fn ingest_group(
+    pool: &Pool,
+    options: StoreOptions,
+    jobs: &[IngestJob],
+) -> Result<Vec<Vec<IngestOutcome>>, StoreError> {
+    let mut attempt = 0;
+    loop {
+        match ingest_attempt(pool, options, jobs).await {
+            Err(e) if attempt < 3 && is_transient(&e) => attempt += 1,
+            result => return result,
+        }
+    }
+}
+
+async fn ingest_attempt(
     pool: &Pool,
     options: StoreOptions,
     jobs: &[IngestJob],
@@ -86,65 +113,112 @@ impl Drop for Open {
     }
 }
 
-/// A stream as an ingest transaction sees it. Valid only inside the transaction: it holds the
-/// write lock, so no other instance can create, delete or reveal anything meanwhile.
+/// A stream as an ingest transaction sees it. Valid only inside the transaction, which holds the
+/// stream's row lock: no other transaction can add bets to it, delete it or reveal its seed
+/// meanwhile.
 struct StreamState {
     pk: i64,
     id: Uuid,
     deriver: Option<Box<RoundDeriver>>,
 }
 
-/// Opens the transaction, takes the write lock and looks up the streams of `pairs` in one round
-/// trip, then creates the missing streams (a second one); the `bool` says created now.
+type Streams = HashMap<(String, String), (StreamState, bool)>;
+
+/// Locks the stream rows of `pairs` (in primary key order, so that transactions never wait on
+/// each other in a cycle) and reads what the lock guards.
+struct Lookup {
+    lock: tokio_postgres::Statement,
+    seeds: tokio_postgres::Statement,
+}
+
+impl Lookup {
+    async fn prepare(tx: &deadpool_postgres::Object) -> Result<Self, StoreError> {
+        let (lock, seeds) = tokio::try_join!(
+            tx.prepare_cached(
+                "SELECT pk, id, server_seed_hashed, client_seed FROM streams
+                 WHERE (server_seed_hashed, client_seed) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+                 ORDER BY pk FOR NO KEY UPDATE",
+            ),
+            tx.prepare_cached(
+                "SELECT server_seed_hashed, server_seed FROM revealed_seeds WHERE server_seed_hashed = ANY($1)"
+            ),
+        )?;
+        Ok(Self { lock, seeds })
+    }
+
+    /// Locks and reads the streams of `pairs` that exist. The seeds are read by a statement of
+    /// their own, after the locks: its snapshot then includes a reveal that committed while this
+    /// transaction waited for a lock.
+    async fn run(
+        &self,
+        tx: &deadpool_postgres::Object,
+        pairs: &[(&str, &str)],
+        found: &mut Streams,
+        created: &std::collections::HashSet<(String, String)>,
+    ) -> Result<(), StoreError> {
+        let servers: Vec<&str> = pairs.iter().map(|p| p.0).collect();
+        let clients: Vec<&str> = pairs.iter().map(|p| p.1).collect();
+        let hashes: Vec<String> = pairs.iter().map(|p| p.0.to_ascii_lowercase()).collect();
+        let lock_args: [&(dyn ToSql + Sync); 2] = [&servers, &clients];
+        let seed_args: [&(dyn ToSql + Sync); 1] = [&hashes];
+        let (rows, seeds) =
+            tokio::try_join!(biased; tx.query(&self.lock, &lock_args), tx.query(&self.seeds, &seed_args))?;
+        let seeds: HashMap<String, String> =
+            seeds.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_, StoreError>>()?;
+        for row in rows {
+            let (server, client): (String, String) = (row.try_get(2)?, row.try_get(3)?);
+            let deriver =
+                seeds.get(&server.to_ascii_lowercase()).map(|seed| Box::new(RoundDeriver::new(seed, &client)));
+            let state = StreamState { pk: row.try_get(0)?, id: row.try_get(1)?, deriver };
+            let new = created.contains(&(server.clone(), client.clone()));
+            found.insert((server, client), (state, new));
+        }
+        Ok(())
+    }
+}
+
+/// Opens the transaction, marks it and takes its transaction id before any bet id is drawn (the
+/// horizon relies on that order, see `horizon.rs`), locks the streams of `pairs` that exist and
+/// creates the missing ones; the `bool` says created now by this transaction.
 async fn begin_with_streams(
     tx: &deadpool_postgres::Object,
     pairs: &[(&str, &str)],
     now: i64,
-) -> Result<HashMap<(String, String), (StreamState, bool)>, StoreError> {
-    let lookup = "SELECT s.pk, s.id, s.server_seed_hashed, s.client_seed, r.server_seed FROM streams s
-        LEFT JOIN revealed_seeds r ON r.server_seed_hashed = lower(s.server_seed_hashed)
-        WHERE (s.server_seed_hashed, s.client_seed) IN (SELECT * FROM unnest($1::text[], $2::text[]))";
-    let lookup = tx.prepare_cached(lookup).await?;
-    let servers: Vec<&str> = pairs.iter().map(|p| p.0).collect();
-    let clients: Vec<&str> = pairs.iter().map(|p| p.1).collect();
-    type Found = HashMap<(String, String), (StreamState, bool)>;
-    fn read(found: &mut Found, rows: Vec<tokio_postgres::Row>, created: bool) -> Result<(), StoreError> {
-        for row in rows {
-            let (server, client): (String, String) = (row.try_get(2)?, row.try_get(3)?);
-            let seed: Option<String> = row.try_get(4)?;
-            let deriver = seed.map(|seed| Box::new(RoundDeriver::new(&seed, &client)));
-            let state = StreamState { pk: row.try_get(0)?, id: row.try_get(1)?, deriver };
-            found.insert((server, client), (state, created));
+) -> Result<Streams, StoreError> {
+    let lookup = Lookup::prepare(tx).await?;
+    let mark = format!("BEGIN; SET LOCAL application_name = '{INGEST_MARK}'; SELECT pg_current_xact_id()");
+    let mut found = Streams::with_capacity(pairs.len());
+    let begin = async { tx.batch_execute(&mark).await.map_err(StoreError::from) };
+    let none = std::collections::HashSet::new();
+    tokio::try_join!(biased; begin, lookup.run(tx, pairs, &mut found, &none))?;
+    // A stream missing now may be created by another transaction at the same time: the unique
+    // pair decides, and the loser locks the winner's row once it has committed. A second round
+    // covers a stream deleted between the two statements.
+    for _ in 0..2 {
+        let missing: Vec<(&str, &str)> =
+            pairs.iter().copied().filter(|(s, c)| !found.contains_key(&(s.to_string(), c.to_string()))).collect();
+        if missing.is_empty() {
+            return Ok(found);
         }
-        Ok(())
-    }
-    let mut found = Found::with_capacity(pairs.len());
-    let lock = tx.prepare_cached("SELECT pg_advisory_xact_lock($1)").await?;
-    let lock_args: [&(dyn ToSql + Sync); 1] = [&WRITE_LOCK];
-    let lookup_args: [&(dyn ToSql + Sync); 2] = [&servers, &clients];
-    let (_, _, rows) = tokio::try_join!(
-        biased;
-        tx.batch_execute("BEGIN"),
-        tx.execute(&lock, &lock_args),
-        tx.query(&lookup, &lookup_args)
-    )?;
-    read(&mut found, rows, false)?;
-    let missing: Vec<(&str, &str)> =
-        pairs.iter().copied().filter(|(s, c)| !found.contains_key(&(s.to_string(), c.to_string()))).collect();
-    if !missing.is_empty() {
         let ids: Vec<Uuid> = missing.iter().map(|_| Uuid::new_v4()).collect();
         let servers: Vec<&str> = missing.iter().map(|p| p.0).collect();
         let clients: Vec<&str> = missing.iter().map(|p| p.1).collect();
         let insert = tx
             .prepare_cached(
                 "INSERT INTO streams (id, server_seed_hashed, client_seed, created_at, last_seen_at)
-                 SELECT id, server, client, $4, $4 FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(id, server, client)",
+                 SELECT id, server, client, $4, $4 FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(id, server, client)
+                 ON CONFLICT (server_seed_hashed, client_seed) DO NOTHING
+                 RETURNING server_seed_hashed, client_seed",
             )
             .await?;
         let insert_args: [&(dyn ToSql + Sync); 4] = [&ids, &servers, &clients, &now];
-        let lookup_args: [&(dyn ToSql + Sync); 2] = [&servers, &clients];
-        let (_, rows) = tokio::try_join!(biased; tx.execute(&insert, &insert_args), tx.query(&lookup, &lookup_args))?;
-        read(&mut found, rows, true)?;
+        let created = tx
+            .query(&insert, &insert_args)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<std::collections::HashSet<(String, String)>, StoreError>>()?;
+        lookup.run(tx, &missing, &mut found, &created).await?;
     }
     Ok(found)
 }

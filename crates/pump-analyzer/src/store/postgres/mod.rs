@@ -16,7 +16,6 @@
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Transaction};
-use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::NoTls;
 
@@ -26,7 +25,9 @@ use super::{IngestOutcome, StoreError, StoreOptions};
 use crate::ingest::message::Message;
 use crate::store::hub::{Hub, LiveEvent};
 
+mod horizon;
 mod ingest;
+mod listen;
 mod reads;
 mod runs;
 mod sessions;
@@ -34,8 +35,6 @@ mod simulations;
 mod tls;
 mod writes;
 
-/// The advisory lock every ordering-sensitive write transaction holds (an arbitrary constant).
-const WRITE_LOCK: i64 = 0x7075_6d70_0001;
 /// Held while migrations run, so instances starting together migrate once.
 const MIGRATION_LOCK: i64 = 0x7075_6d70_0002;
 /// The NOTIFY channel of live events.
@@ -48,6 +47,8 @@ const MAX_GROUP: usize = 256;
 /// half-open connection): the transaction is then rolled back by the server or never commits.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const POOL_SIZE: usize = 16;
+/// Ingest transactions one instance runs at the same time.
+const WRITERS: usize = 4;
 
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../../migrations/postgres/0001_initial.sql")),
@@ -82,7 +83,7 @@ impl From<tokio_postgres::Error> for StoreError {
             // intervention (shutdown), 40 rollback (serialization, deadlock), 25006 read-only.
             let c = code.code();
             if ["08", "53", "57", "40"].iter().any(|class| c.starts_with(class)) || c == "25006" {
-                return StoreError::Unavailable(format!("PostgreSQL: {text}"));
+                return StoreError::Unavailable(format!("PostgreSQL {c}: {text}"));
             }
             return StoreError::Internal(format!("PostgreSQL: {text}"));
         }
@@ -102,6 +103,11 @@ impl From<deadpool_postgres::PoolError> for StoreError {
             other => StoreError::Unavailable(format!("cannot reach PostgreSQL: {other}")),
         }
     }
+}
+
+/// A deadlock or serialization failure (class 40): the transaction can simply be run again.
+fn is_transient(e: &StoreError) -> bool {
+    matches!(e, StoreError::Unavailable(m) if m.starts_with("PostgreSQL 40"))
 }
 
 fn timed_out() -> StoreError {
@@ -145,9 +151,12 @@ impl PostgresStore {
         migrate(&pool).await?;
 
         let (jobs, rx) = mpsc::channel(8192);
-        tokio::spawn(ingest::run_writer(pool.clone(), options, rx));
+        let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..WRITERS {
+            tokio::spawn(ingest::run_writer(pool.clone(), options, rx.clone()));
+        }
         let (alive, watch_rx) = watch::channel(());
-        tokio::spawn(listen(config, tls, hub, watch_rx));
+        tokio::spawn(listen::listen(config, tls, hub, watch_rx));
         Ok(Self { pool, jobs, _alive: alive })
     }
 
@@ -193,13 +202,6 @@ async fn migrate(pool: &Pool) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Starts a write transaction holding the write lock.
-pub(crate) async fn begin(client: &mut deadpool_postgres::Object) -> Result<Transaction<'_>, StoreError> {
-    let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK]).await?;
-    Ok(tx)
-}
-
 /// Queues `events` for delivery to every instance and commits.
 pub(crate) async fn commit(tx: Transaction<'_>, events: &[LiveEvent]) -> Result<(), StoreError> {
     if !events.is_empty() {
@@ -232,84 +234,4 @@ fn notify_payloads(events: &[LiveEvent]) -> Vec<String> {
             }
         })
         .collect()
-}
-
-/// Drives a LISTEN connection and hands each notification's payload over the channel.
-fn pump_notifications<S, T>(
-    mut connection: tokio_postgres::Connection<S, T>,
-) -> (mpsc::UnboundedReceiver<String>, tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (tx, rx) = mpsc::unbounded_channel();
-    let pump = tokio::spawn(async move {
-        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(message) = messages.next().await {
-            match message {
-                Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
-                    if tx.send(n.payload().to_string()).is_err() {
-                        break;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    });
-    (rx, pump)
-}
-
-/// Receives this database's live events and republishes them on the local hub; reconnects by
-/// itself when the connection is lost. Ends when the store is dropped.
-async fn listen(config: tokio_postgres::Config, tls: tls::Tls, hub: Hub, mut alive: watch::Receiver<()>) {
-    // Warn once per outage, not once per reconnection attempt.
-    let warned = std::sync::atomic::AtomicBool::new(false);
-    loop {
-        let session = async {
-            let (client, mut rx, pump) = match &tls {
-                tls::Tls::Off => {
-                    let (client, connection) = config.connect(NoTls).await?;
-                    let (rx, pump) = pump_notifications(connection);
-                    (client, rx, pump)
-                }
-                tls::Tls::On(connector) => {
-                    let (client, connection) = config.connect(connector.clone()).await?;
-                    let (rx, pump) = pump_notifications(connection);
-                    (client, rx, pump)
-                }
-            };
-            client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
-            if warned.swap(false, std::sync::atomic::Ordering::Relaxed) {
-                tracing::info!("live events from PostgreSQL resumed");
-            }
-            // Whatever was committed while nobody listened is in the database: SSE clients
-            // re-read from their last event id.
-            hub.publish(LiveEvent::Resync);
-            while let Some(payload) = rx.recv().await {
-                match serde_json::from_str::<LiveEvent>(&payload) {
-                    Ok(event) => hub.publish(event),
-                    Err(e) => tracing::warn!(error = %e, "ignoring an unreadable live event"),
-                }
-            }
-            drop(client);
-            match pump.await {
-                Ok(Err(e)) => Err(e),
-                _ => Ok::<(), tokio_postgres::Error>(()),
-            }
-        };
-        tokio::select! {
-            result = session => {
-                if let Err(e) = result && !warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                    tracing::warn!(error = %e, "live events from PostgreSQL interrupted; reconnecting");
-                }
-            }
-            _ = alive.changed() => return,
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = alive.changed() => return,
-        }
-    }
 }

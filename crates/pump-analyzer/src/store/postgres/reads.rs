@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::super::model::*;
 use super::super::{CadenceData, RoundScan, StreamKey};
 use super::PostgresStore;
+use super::horizon::Probe;
 use crate::store::StoreError;
 use pump_engine::tables::cents;
 
@@ -228,19 +229,25 @@ impl PostgresStore {
         Ok(BetPage { bets: page, total, limit: query.limit, offset: query.offset, stream_id: key.id })
     }
 
+    /// Bets after `since_id`, up to the horizon (see `horizon.rs`): ids above it may still be
+    /// joined by lower ones, so a reader that went past it could skip those for good.
     pub async fn bets_since(&self, stream: Option<i64>, since_id: i64, limit: i64) -> Result<Tail, StoreError> {
         let client = self.client().await?;
+        let horizon = Probe::cached(&client).await?.settled(&client).await?;
         let fetch = limit + 1;
         let rows = match stream {
             Some(pk) => {
                 let sql = format!(
-                    "SELECT {BET_COLUMNS} FROM {BET_FROM} WHERE b.stream_pk = $1 AND b.id > $2 ORDER BY b.id LIMIT $3"
+                    "SELECT {BET_COLUMNS} FROM {BET_FROM}
+                     WHERE b.stream_pk = $1 AND b.id > $2 AND b.id <= $4 ORDER BY b.id LIMIT $3"
                 );
-                client.query(&client.prepare_cached(&sql).await?, &[&pk, &since_id, &fetch]).await?
+                client.query(&client.prepare_cached(&sql).await?, &[&pk, &since_id, &fetch, &horizon]).await?
             }
             None => {
-                let sql = format!("SELECT {BET_COLUMNS} FROM {BET_FROM} WHERE b.id > $1 ORDER BY b.id LIMIT $2");
-                client.query(&client.prepare_cached(&sql).await?, &[&since_id, &fetch]).await?
+                let sql = format!(
+                    "SELECT {BET_COLUMNS} FROM {BET_FROM} WHERE b.id > $1 AND b.id <= $3 ORDER BY b.id LIMIT $2"
+                );
+                client.query(&client.prepare_cached(&sql).await?, &[&since_id, &fetch, &horizon]).await?
             }
         };
         let mut bets = bets(rows)?;
@@ -250,9 +257,10 @@ impl PostgresStore {
         Ok(Tail { bets, last_id, has_more })
     }
 
+    /// The horizon: every bet after it is yet to be shown.
     pub async fn last_bet_id(&self) -> Result<i64, StoreError> {
         let client = self.client().await?;
-        Ok(client.query_one("SELECT coalesce(max(id), 0) FROM bets", &[]).await?.try_get(0)?)
+        Probe::cached(&client).await?.settled(&client).await
     }
 
     pub async fn rounds(&self, pk: i64, since_nonce: Option<i64>, limit: i64) -> Result<Vec<Round>, StoreError> {

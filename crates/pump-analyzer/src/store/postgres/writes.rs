@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::super::model::{BetCheck, Deleted, Reveal};
 use super::super::{LinkedStream, StreamKey};
-use super::{PostgresStore, begin, commit, now_micros};
+use super::{PostgresStore, commit, now_micros};
 use crate::store::StoreError;
 use crate::store::hub::LiveEvent;
 
@@ -34,7 +34,12 @@ impl PostgresStore {
 
     pub async fn delete_stream(&self, key: StreamKey) -> Result<Option<Deleted>, StoreError> {
         let mut client = self.client().await?;
-        let tx = begin(&mut client).await?;
+        let tx = client.transaction().await?;
+        // The row lock waits for an ingest transaction adding to the stream, so its bets are
+        // counted, and keeps new ones out until the stream is gone.
+        if tx.query_opt("SELECT 1 FROM streams WHERE pk = $1 FOR UPDATE", &[&key.pk]).await?.is_none() {
+            return Ok(None);
+        }
         let bets = tx.execute("DELETE FROM bets WHERE stream_pk = $1", &[&key.pk]).await? as i64;
         // Rounds and counters go with the stream (ON DELETE CASCADE).
         if tx.execute("DELETE FROM streams WHERE pk = $1", &[&key.pk]).await? == 0 {
@@ -46,9 +51,7 @@ impl PostgresStore {
 
     pub async fn reveal_seed(&self, server_seed: String, hashed: String) -> Result<Reveal, StoreError> {
         let mut client = self.client().await?;
-        // Under the write lock: an ingest transaction either sees the seed (and verifies on
-        // arrival) or committed before it (and its bets are there for the verifier).
-        let tx = begin(&mut client).await?;
+        let tx = client.transaction().await?;
         let inserted = tx
             .execute(
                 "INSERT INTO revealed_seeds (server_seed_hashed, server_seed, revealed_at) VALUES ($1, $2, $3)
@@ -61,8 +64,14 @@ impl PostgresStore {
             .query_one("SELECT revealed_at FROM revealed_seeds WHERE server_seed_hashed = $1", &[&hashed])
             .await?
             .try_get(0)?;
+        // Locking the linked streams waits for the ingest transactions adding to them: each either
+        // read the seed (it locks, then reads the seeds) and verified on arrival, or commits
+        // before this and its bets are there for the verifier, which starts after this commit.
         let linked = tx
-            .query("SELECT pk, id, client_seed FROM streams WHERE lower(server_seed_hashed) = $1", &[&hashed])
+            .query(
+                "SELECT pk, id, client_seed FROM streams WHERE lower(server_seed_hashed) = $1 ORDER BY pk FOR NO KEY UPDATE",
+                &[&hashed],
+            )
             .await?
             .iter()
             .map(|r| Ok(LinkedStream { pk: r.try_get(0)?, id: r.try_get(1)?, client_seed: r.try_get(2)? }))
