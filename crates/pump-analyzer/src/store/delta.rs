@@ -21,9 +21,6 @@ pub(crate) struct StreamDelta {
     pub(crate) payout: f64,
     pub(crate) max_nonce: i64,
     pub(crate) rounds: i64,
-    /// difficulty → (bets, last bet id); PostgreSQL keeps these counts, SQLite sums its
-    /// multiplier rows instead.
-    pub(crate) difficulties: Vec<(&'static str, i64, i64)>,
     /// (difficulty, multiplier in cents) → (bets, last bet id)
     pub(crate) multipliers: Vec<(&'static str, i64, i64, i64)>,
     pub(crate) checked: i64,
@@ -45,13 +42,6 @@ impl StreamDelta {
         self.amount += bet.amount;
         self.payout += bet.payout;
         let name = bet.difficulty.as_str();
-        match self.difficulties.iter_mut().find(|(d, _, _)| *d == name) {
-            Some(entry) => {
-                entry.1 += 1;
-                entry.2 = entry.2.max(id);
-            }
-            None => self.difficulties.push((name, 1, id)),
-        }
         let key = cents(r);
         match self.multipliers.iter_mut().find(|(d, c, _, _)| *d == name && *c == key) {
             Some(entry) => {

@@ -15,6 +15,9 @@ use pump_engine::tables::cents;
 use super::horizon::INGEST_MARK;
 use super::*;
 
+/// Rounds packed into one notification (well under PostgreSQL's 8000-byte payload limit).
+const ROUNDS_PER_NOTE: usize = 250;
+
 /// One of the instance's ingest writers. They share the queue: each takes the requests waiting
 /// when it is free and commits them as one transaction, while the others commit theirs.
 pub(super) async fn run_writer(
@@ -281,9 +284,8 @@ async fn ingest_batch(
         }
     }
 
-    // Bets and rounds: one INSERT each, pipelined. RETURNING says which rows are new; bet ids
-    // follow message order. Each new bet also returns the nonce of the previous stored bet of the
-    // same multiplier (bets of this same statement are not visible to it: see below).
+    // Bets and rounds: RETURNING says which rows are new; bet ids follow message order. The bets
+    // themselves reach SSE clients from the database, once the horizon passes them (`listen.rs`).
     let bets: Vec<&crate::ingest::message::NewBet> = bet_rows
         .iter()
         .map(|&i| match messages[i] {
@@ -305,36 +307,36 @@ async fn ingest_batch(
     let bet_results: Vec<f64> = bets.iter().map(|b| b.round_result).collect();
     let bet_cents: Vec<i64> = bets.iter().map(|b| cents(b.round_result)).collect();
     let bet_expected: Vec<Option<f64>> = bet_rows.iter().map(|&i| expected[i]).collect();
-    let insert_bets = tx
-        .prepare_cached(
-            "INSERT INTO bets (stream_pk, antebot_bet_id, received_at, date_time, nonce, amount, payout,
-                               payout_multiplier, difficulty, round_target, round_result, mult_cents,
-                               verified, expected_multiplier)
-             SELECT pk, bet_id, $13, date_time, nonce, amount, payout, payout_multiplier, difficulty,
-                    round_target, round_result, mult_cents, verified, expected
-             FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::float8[], $6::float8[],
-                         $7::float8[], $8::text[], $9::float8[], $10::float8[], $11::bigint[], $12::float8[],
-                         $14::bool[])
-                  WITH ORDINALITY AS t(pk, bet_id, date_time, nonce, amount, payout, payout_multiplier,
-                                       difficulty, round_target, round_result, mult_cents, expected, verified, n)
-             ORDER BY n
-             ON CONFLICT (stream_pk, antebot_bet_id) DO NOTHING
-             RETURNING id, stream_pk, antebot_bet_id,
-                       (SELECT max(p.nonce) FROM bets p
-                        WHERE p.stream_pk = bets.stream_pk AND p.mult_cents = bets.mult_cents AND p.nonce < bets.nonce)",
-        )
-        .await?;
     let round_pks: Vec<i64> = round_rows.iter().map(|&i| pks[i]).collect();
     let round_nonces: Vec<i64> = round_rows.iter().map(|&i| messages[i].nonce()).collect();
     let round_results: Vec<f64> = round_rows.iter().map(|&i| messages[i].round_result()).collect();
-    let insert_rounds = tx
+    // One statement for both kinds of row; its rows say what is new: bets (`false`: id, stream,
+    // bet id, previous nonce) and rounds (`true`: stream and nonce in the last column).
+    let insert = tx
         .prepare_cached(
-            "INSERT INTO rounds (stream_pk, nonce, round_result)
-             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::float8[])
-             ON CONFLICT DO NOTHING RETURNING stream_pk, nonce",
+            "WITH b AS (
+                INSERT INTO bets (stream_pk, antebot_bet_id, received_at, date_time, nonce, amount, payout,
+                                  payout_multiplier, difficulty, round_target, round_result, mult_cents,
+                                  verified, expected_multiplier)
+                SELECT pk, bet_id, $13, date_time, nonce, amount, payout, payout_multiplier, difficulty,
+                       round_target, round_result, mult_cents, verified, expected
+                FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::float8[], $6::float8[],
+                            $7::float8[], $8::text[], $9::float8[], $10::float8[], $11::bigint[], $12::float8[],
+                            $14::bool[])
+                     WITH ORDINALITY AS t(pk, bet_id, date_time, nonce, amount, payout, payout_multiplier,
+                                          difficulty, round_target, round_result, mult_cents, expected, verified, n)
+                ORDER BY n
+                ON CONFLICT (stream_pk, antebot_bet_id) DO NOTHING
+                RETURNING id, stream_pk, antebot_bet_id),
+             r AS (
+                INSERT INTO rounds (stream_pk, nonce, round_result)
+                SELECT * FROM unnest($15::bigint[], $16::bigint[], $17::float8[])
+                ON CONFLICT DO NOTHING RETURNING stream_pk, nonce)
+             SELECT false, id, stream_pk, antebot_bet_id, NULL::bigint FROM b
+             UNION ALL SELECT true, NULL, stream_pk, NULL, nonce FROM r",
         )
         .await?;
-    let bet_args: [&(dyn ToSql + Sync); 14] = [
+    let insert_args: [&(dyn ToSql + Sync); 17] = [
         &bet_pks,
         &bet_ids_text,
         &date_times,
@@ -349,39 +351,27 @@ async fn ingest_batch(
         &bet_expected,
         &now,
         &verified,
+        &round_pks,
+        &round_nonces,
+        &round_results,
     ];
-    let round_args: [&(dyn ToSql + Sync); 3] = [&round_pks, &round_nonces, &round_results];
-    let (bet_rows_back, round_rows_back) = tokio::try_join!(
-        biased;
-        tx.query(&insert_bets, &bet_args),
-        tx.query(&insert_rounds, &round_args),
-    )?;
-    let mut inserted: HashMap<(i64, String), (i64, Option<i64>)> = HashMap::with_capacity(bet_rows_back.len());
+    let mut bet_rows_back = Vec::new();
+    let mut added: std::collections::HashSet<(i64, i64)> = std::collections::HashSet::new();
+    for row in tx.query(&insert, &insert_args).await? {
+        if row.try_get::<_, bool>(0)? {
+            added.insert((row.try_get(2)?, row.try_get(4)?));
+        } else {
+            bet_rows_back.push(row);
+        }
+    }
+    let mut inserted: HashMap<(i64, String), i64> = HashMap::with_capacity(bet_rows_back.len());
     for row in bet_rows_back {
-        inserted.insert((row.try_get(1)?, row.try_get(2)?), (row.try_get(0)?, row.try_get(3)?));
+        inserted.insert((row.try_get(2)?, row.try_get(3)?), row.try_get(1)?);
     }
     let mut bet_ids: Vec<Option<i64>> = vec![None; messages.len()];
-    // Previous bet of the same (stream, multiplier): the stored one, or an earlier-nonce new bet
-    // of this group, whichever is later.
-    let mut group_nonces: HashMap<(i64, i64), Vec<i64>> = HashMap::new();
     for (k, &i) in bet_rows.iter().enumerate() {
-        if let Some(&(id, _)) = inserted.get(&(pks[i], bets[k].antebot_bet_id.clone())) {
-            bet_ids[i] = Some(id);
-            group_nonces.entry((pks[i], bet_cents[k])).or_default().push(bet_nonces[k]);
-        }
+        bet_ids[i] = inserted.get(&(pks[i], bets[k].antebot_bet_id.clone())).copied();
     }
-    group_nonces.values_mut().for_each(|nonces| nonces.sort_unstable());
-    let mut previous: HashMap<i64, Option<i64>> = HashMap::with_capacity(inserted.len());
-    for (k, &i) in bet_rows.iter().enumerate() {
-        if let Some(&(id, stored)) = inserted.get(&(pks[i], bets[k].antebot_bet_id.clone())) {
-            let nonces = &group_nonces[&(pks[i], bet_cents[k])];
-            let before = nonces.partition_point(|&n| n < bet_nonces[k]);
-            let in_group = before.checked_sub(1).map(|j| nonces[j]);
-            previous.insert(id, stored.max(in_group));
-        }
-    }
-    let added: std::collections::HashSet<(i64, i64)> =
-        round_rows_back.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_, StoreError>>()?;
     let round_added: Vec<bool> = (0..messages.len())
         .map(|i| round_rows.binary_search(&i).is_ok() && added.contains(&(pks[i], messages[i].nonce())))
         .collect();
@@ -398,14 +388,6 @@ async fn ingest_batch(
         if let (Message::Bet(bet), Some(id)) = (message, bet_ids[i]) {
             let verified = expected[i].map(|e| cents(e) == cents(bet.round_result));
             delta.add_bet(bet, id, verified);
-            events.push(LiveEvent::Bet(Box::new(BetRecord::stored(
-                id,
-                stream_id,
-                bet,
-                now,
-                previous.get(&id).copied().flatten().map(|p| bet.nonce - p),
-                expected[i],
-            ))));
         }
         if round_added[i] {
             delta.rounds += 1;
@@ -417,18 +399,19 @@ async fn ingest_batch(
         };
         outcomes.push(IngestOutcome { stream_id, new_stream: new_stream[i], accepted, bet_id: bet_ids[i] });
     }
-    apply_deltas_and_commit(tx, &deltas, &events, options).await?;
+    apply_deltas_and_commit(tx, &deltas, &events, bet_ids.iter().any(Option::is_some), options).await?;
     Ok(outcomes)
 }
 
-/// Writes the group's per-stream counters (one statement per table whatever the stream count),
-/// trims rounds beyond the retention, sends the live events and commits: all pipelined in one
-/// round trip. Any failing statement fails the whole pipeline and the transaction is not
-/// committed (PostgreSQL answers COMMIT of an aborted transaction with a rollback).
+/// Writes the group's per-stream counters and multiplier rows, trims rounds beyond the retention
+/// and sends the notifications, all in one statement, and commits in the same round trip. Any
+/// failure fails the statement and the transaction is not committed (PostgreSQL answers COMMIT
+/// of an aborted transaction with a rollback).
 async fn apply_deltas_and_commit(
     tx: &deadpool_postgres::Object,
     deltas: &HashMap<i64, StreamDelta>,
     events: &[LiveEvent],
+    bets_added: bool,
     options: StoreOptions,
 ) -> Result<(), StoreError> {
     let d: Vec<(&i64, &StreamDelta)> = deltas.iter().collect();
@@ -446,98 +429,90 @@ async fn apply_deltas_and_commit(
     let (sum, amount, payout) = (real(|x| x.sum_multiplier), real(|x| x.amount), real(|x| x.payout));
     let highest: Vec<Option<f64>> = d.iter().map(|(_, x)| x.highest).collect();
     let lowest: Vec<Option<f64>> = d.iter().map(|(_, x)| x.lowest).collect();
-    // GREATEST and LEAST ignore NULLs: a stream's first bet sets the value.
-    let update = tx
-        .prepare_cached(
-            "UPDATE streams s SET
-                total_bets = s.total_bets + d.bets,
-                highest_multiplier = GREATEST(s.highest_multiplier, d.highest),
-                lowest_multiplier = LEAST(s.lowest_multiplier, d.lowest),
-                last_observed_nonce = GREATEST(s.last_observed_nonce, d.max_nonce),
-                rounds_count = s.rounds_count + d.rounds,
-                last_seen_at = d.seen_at,
-                sum_multiplier = s.sum_multiplier + d.sum_multiplier,
-                total_amount = s.total_amount + d.amount,
-                total_payout = s.total_payout + d.payout,
-                verified_checked = s.verified_checked + d.checked,
-                verified_matched = s.verified_matched + d.matched,
-                verified_mismatched = s.verified_mismatched + (d.checked - d.matched)
-             FROM unnest($1::bigint[], $2::bigint[], $3::float8[], $4::float8[], $5::bigint[], $6::bigint[],
-                         $7::bigint[], $8::float8[], $9::float8[], $10::float8[], $11::bigint[], $12::bigint[])
-                  AS d(pk, bets, highest, lowest, max_nonce, rounds, seen_at, sum_multiplier, amount, payout,
-                       checked, matched)
-             WHERE s.pk = d.pk",
-        )
-        .await?;
-
-    let difficulties: Vec<(i64, &str, i64, i64)> = d
+    let multipliers: Vec<(i64, &str, i64, i64, i64)> = d
         .iter()
-        .flat_map(|(pk, x)| x.difficulties.iter().map(|(name, bets, last)| (**pk, *name, *bets, *last)))
+        .flat_map(|(pk, x)| x.multipliers.iter().map(|(name, c, bets, last)| (**pk, *name, *c, *bets, *last)))
         .collect();
-    let upsert_difficulties = tx
-        .prepare_cached(
-            "INSERT INTO stream_difficulties (stream_pk, difficulty, bets, last_bet)
-             SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[])
-             ON CONFLICT (stream_pk, difficulty) DO UPDATE SET bets = stream_difficulties.bets + excluded.bets,
-                last_bet = GREATEST(stream_difficulties.last_bet, excluded.last_bet)",
-        )
-        .await?;
-    let difficulty_columns = (
-        difficulties.iter().map(|x| x.0).collect::<Vec<i64>>(),
-        difficulties.iter().map(|x| x.1).collect::<Vec<&str>>(),
-        difficulties.iter().map(|x| x.2).collect::<Vec<i64>>(),
-        difficulties.iter().map(|x| x.3).collect::<Vec<i64>>(),
-    );
-    let multipliers: Vec<(i64, &str, i64, i64)> =
-        d.iter().flat_map(|(pk, x)| x.multipliers.iter().map(|(name, c, bets, _)| (**pk, *name, *c, *bets))).collect();
-    let upsert_multipliers = tx
-        .prepare_cached(
-            "INSERT INTO stream_multipliers (stream_pk, difficulty, mult_cents, bets)
-             SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[])
-             ON CONFLICT (stream_pk, difficulty, mult_cents) DO UPDATE SET bets = stream_multipliers.bets + excluded.bets",
-        )
-        .await?;
-    let multiplier_columns = (
-        multipliers.iter().map(|x| x.0).collect::<Vec<i64>>(),
-        multipliers.iter().map(|x| x.1).collect::<Vec<&str>>(),
-        multipliers.iter().map(|x| x.2).collect::<Vec<i64>>(),
-        multipliers.iter().map(|x| x.3).collect::<Vec<i64>>(),
-    );
-
-    // Rounds beyond the retention, oldest first, for the streams of this group.
+    let m_pks: Vec<i64> = multipliers.iter().map(|x| x.0).collect();
+    let m_names: Vec<&str> = multipliers.iter().map(|x| x.1).collect();
+    let m_cents: Vec<i64> = multipliers.iter().map(|x| x.2).collect();
+    let m_bets: Vec<i64> = multipliers.iter().map(|x| x.3).collect();
+    let m_last: Vec<i64> = multipliers.iter().map(|x| x.4).collect();
     let retention = i64::try_from(options.rounds_retention).unwrap_or(i64::MAX);
-    let trim = tx
+    let payloads = ingest_payloads(events, bets_added);
+    // GREATEST and LEAST ignore NULLs: a stream's first bet sets the value. The statement sees
+    // the rows as they were before it, so the rounds beyond the retention are counted from the
+    // old count plus this group's, and found among the rounds this transaction inserted too.
+    let statement = tx
         .prepare_cached(
-            "DELETE FROM rounds r USING (SELECT pk, rounds_count - $1 AS excess FROM streams
-                                        WHERE pk = ANY($2) AND rounds_count > $1) o
-             WHERE r.stream_pk = o.pk
-               AND r.nonce <= (SELECT nonce FROM rounds WHERE stream_pk = o.pk ORDER BY nonce OFFSET o.excess - 1 LIMIT 1)",
+            "WITH d AS (
+                SELECT d.*, s.rounds_count AS old_rounds
+                FROM unnest($1::bigint[], $2::bigint[], $3::float8[], $4::float8[], $5::bigint[], $6::bigint[],
+                            $7::bigint[], $8::float8[], $9::float8[], $10::float8[], $11::bigint[], $12::bigint[])
+                     AS d(pk, bets, highest, lowest, max_nonce, rounds, seen_at, sum_multiplier, amount, payout,
+                          checked, matched)
+                JOIN streams s ON s.pk = d.pk),
+             u AS (
+                UPDATE streams s SET
+                    total_bets = s.total_bets + d.bets,
+                    highest_multiplier = GREATEST(s.highest_multiplier, d.highest),
+                    lowest_multiplier = LEAST(s.lowest_multiplier, d.lowest),
+                    last_observed_nonce = GREATEST(s.last_observed_nonce, d.max_nonce),
+                    rounds_count = LEAST(s.rounds_count + d.rounds, $18),
+                    last_seen_at = d.seen_at,
+                    sum_multiplier = s.sum_multiplier + d.sum_multiplier,
+                    total_amount = s.total_amount + d.amount,
+                    total_payout = s.total_payout + d.payout,
+                    verified_checked = s.verified_checked + d.checked,
+                    verified_matched = s.verified_matched + d.matched,
+                    verified_mismatched = s.verified_mismatched + (d.checked - d.matched)
+                FROM d WHERE s.pk = d.pk
+                RETURNING s.pk, d.old_rounds + d.rounds - $18 AS excess),
+             m AS (
+                INSERT INTO stream_multipliers (stream_pk, difficulty, mult_cents, bets, last_bet)
+                SELECT * FROM unnest($13::bigint[], $14::text[], $15::bigint[], $16::bigint[], $17::bigint[])
+                ON CONFLICT (stream_pk, difficulty, mult_cents) DO UPDATE
+                SET bets = stream_multipliers.bets + excluded.bets,
+                    last_bet = GREATEST(stream_multipliers.last_bet, excluded.last_bet)),
+             t AS (
+                DELETE FROM rounds r USING u
+                WHERE u.excess > 0 AND r.stream_pk = u.pk
+                  AND r.nonce <= (SELECT nonce FROM rounds WHERE stream_pk = u.pk ORDER BY nonce OFFSET u.excess - 1 LIMIT 1))
+             SELECT count(pg_notify($19, p))
+             FROM (SELECT p FROM unnest($20::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n) AS ordered",
         )
         .await?;
-    let trimmed =
-        tx.prepare_cached("UPDATE streams SET rounds_count = $1 WHERE pk = ANY($2) AND rounds_count > $1").await?;
-    let notify = tx
-        .prepare_cached("SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n")
-        .await?;
-    let payloads = notify_payloads(events);
-
-    let update_args: [&(dyn ToSql + Sync); 12] =
-        [&pks, &bets, &highest, &lowest, &max_nonce, &rounds, &seen_at, &sum, &amount, &payout, &checked, &matched];
-    let difficulty_args: [&(dyn ToSql + Sync); 4] =
-        [&difficulty_columns.0, &difficulty_columns.1, &difficulty_columns.2, &difficulty_columns.3];
-    let multiplier_args: [&(dyn ToSql + Sync); 4] =
-        [&multiplier_columns.0, &multiplier_columns.1, &multiplier_columns.2, &multiplier_columns.3];
-    let retention_args: [&(dyn ToSql + Sync); 2] = [&retention, &pks];
-    let notify_args: [&(dyn ToSql + Sync); 2] = [&CHANNEL, &payloads];
-    tokio::try_join!(
-        biased;
-        tx.execute(&update, &update_args),
-        tx.execute(&upsert_difficulties, &difficulty_args),
-        tx.execute(&upsert_multipliers, &multiplier_args),
-        tx.execute(&trim, &retention_args),
-        tx.execute(&trimmed, &retention_args),
-        tx.execute(&notify, &notify_args),
-        tx.batch_execute("COMMIT"),
-    )?;
+    let args: [&(dyn ToSql + Sync); 20] = [
+        &pks, &bets, &highest, &lowest, &max_nonce, &rounds, &seen_at, &sum, &amount, &payout, &checked, &matched,
+        &m_pks, &m_names, &m_cents, &m_bets, &m_last, &retention, &CHANNEL, &payloads,
+    ];
+    let commit = async { tx.batch_execute("COMMIT").await.map_err(StoreError::from) };
+    let apply = async { tx.execute(&statement, &args).await.map_err(StoreError::from) };
+    tokio::try_join!(biased; apply, commit)?;
     Ok(())
+}
+
+/// The notifications of an ingest transaction, in this order: new streams whole, one note that
+/// bets were added (listeners read those from the database, `listen.rs`), rounds packed per
+/// stream (published after the bets, as SQLite sends a bet before its round).
+fn ingest_payloads(events: &[LiveEvent], bets_added: bool) -> Vec<String> {
+    let mut payloads = notify_payloads(&events.iter().filter(|e| matches!(e, LiveEvent::Stream(_))).cloned().collect::<Vec<_>>());
+    if bets_added && let Ok(json) = serde_json::to_string(&super::listen::Note::Bets) {
+        payloads.push(json);
+    }
+    let mut rounds: Vec<(Uuid, Vec<(i64, f64)>)> = Vec::new();
+    for event in events {
+        if let LiveEvent::Round { stream_id, nonce, round_result } = event {
+            match rounds.last_mut() {
+                Some((id, list)) if id == stream_id && list.len() < ROUNDS_PER_NOTE => list.push((*nonce, *round_result)),
+                _ => rounds.push((*stream_id, vec![(*nonce, *round_result)])),
+            }
+        }
+    }
+    for (stream_id, rounds) in rounds {
+        if let Ok(json) = serde_json::to_string(&super::listen::Note::Rounds { stream_id, rounds }) {
+            payloads.push(json);
+        }
+    }
+    payloads
 }

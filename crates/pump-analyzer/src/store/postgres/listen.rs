@@ -2,13 +2,12 @@
 //! that ingest and the other writers send inside their transactions, and republishes them on
 //! the in-process hub.
 //!
-//! Bet events are held back until the bet-id horizon passes them (`horizon.rs`) and then
-//! published in id order, because transactions commit out of id order and SSE clients keep only
-//! the highest id they saw. After the horizon is settled, a marker is sent to a channel of this
-//! connection's own: notifications arrive in commit order, so once the marker is back, every
-//! event of the transactions the horizon waited for has arrived too.
+//! Bets are not carried in notifications. Transactions commit out of bet-id order and SSE
+//! clients keep only the highest id they saw, so bets are published in id order once the
+//! bet-id horizon passes them (`horizon.rs`): a note says bets were added, the listener settles
+//! the horizon and reads the bets up to it from the database, once for every client of the
+//! instance. Rounds and new streams are published as they arrive.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,17 +17,15 @@ use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 use super::horizon::Probe;
-use super::{CHANNEL, tls};
+use super::{CHANNEL, reads, tls};
+use crate::store::model::BetRecord;
 use crate::store::StoreError;
 use crate::store::hub::{Hub, LiveEvent};
 
-/// A notification: its channel and payload.
-type Note = (String, String);
-
-/// Drives a LISTEN connection and hands each notification over the channel.
+/// Drives a LISTEN connection and hands each notification's payload over the channel.
 fn pump_notifications<S, T>(
     mut connection: tokio_postgres::Connection<S, T>,
-) -> (mpsc::UnboundedReceiver<Note>, tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>)
+) -> (mpsc::UnboundedReceiver<String>, tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -39,7 +36,7 @@ where
         while let Some(message) = messages.next().await {
             match message {
                 Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
-                    if tx.send((n.channel().to_string(), n.payload().to_string())).is_err() {
+                    if tx.send(n.payload().to_string()).is_err() {
                         break;
                     }
                 }
@@ -52,47 +49,41 @@ where
     (rx, pump)
 }
 
-/// Publishes events, holding bets back until the horizon passes them.
-struct Release {
-    hub: Hub,
-    horizon: i64,
-    pending: BTreeMap<i64, LiveEvent>,
+/// What ingest notifies besides whole live events.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub(super) enum Note {
+    /// Bets were committed.
+    Bets,
+    /// New rounds of one stream, as (nonce, round result).
+    Rounds { stream_id: Uuid, rounds: Vec<(i64, f64)> },
 }
 
-impl Release {
-    fn accept(&mut self, event: LiveEvent) {
-        match event {
-            LiveEvent::Bet(bet) if bet.id > self.horizon => {
-                self.pending.insert(bet.id, LiveEvent::Bet(bet));
-            }
-            LiveEvent::StreamDeleted { stream_id } => {
-                self.pending.retain(|_, e| e.stream_id() != Some(stream_id));
-                self.hub.publish(LiveEvent::StreamDeleted { stream_id });
-            }
-            other => self.hub.publish(other),
-        }
-    }
+/// Bets read per query while publishing.
+const PAGE: i64 = 1000;
 
-    /// Every bet up to `to` is final: publishes the held ones, in id order.
-    fn advance(&mut self, to: i64) {
-        self.horizon = self.horizon.max(to);
-        let later = self.pending.split_off(&(self.horizon + 1));
-        for (_, event) in std::mem::replace(&mut self.pending, later) {
-            self.hub.publish(event);
-        }
-    }
-}
-
-/// Settles the horizon, then sends `token` to `marker`; answers the horizon.
+/// Settles the horizon and, when anyone listens, reads the bets from `after` up to it.
 async fn settle(
     client: Arc<tokio_postgres::Client>,
     probe: Arc<Probe>,
-    marker: String,
-    token: String,
-) -> Result<i64, StoreError> {
+    read: tokio_postgres::Statement,
+    after: i64,
+    listening: bool,
+) -> Result<(i64, Vec<BetRecord>), StoreError> {
     let horizon = probe.settled(&client).await?;
-    client.execute("SELECT pg_notify($1, $2)", &[&marker, &token]).await?;
-    Ok(horizon)
+    let mut bets = Vec::new();
+    let mut from = after;
+    while listening && from < horizon {
+        let page = reads::bets(client.query(&read, &[&from, &horizon, &PAGE]).await?)?;
+        let Some(last) = page.last() else { break };
+        from = last.id;
+        let full = page.len() as i64 == PAGE;
+        bets.extend(page);
+        if !full {
+            break;
+        }
+    }
+    Ok((horizon, bets))
 }
 
 /// Receives this database's live events and republishes them on the local hub; reconnects by
@@ -115,50 +106,77 @@ pub(super) async fn listen(config: tokio_postgres::Config, tls: tls::Tls, hub: H
                 }
             };
             let client = Arc::new(client);
-            let marker = format!("pump_horizon_{}", Uuid::new_v4().simple());
-            client.batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {marker}")).await?;
+            client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
             let probe = Arc::new(Probe::prepare(&client).await?);
+            let read = client.prepare(&reads::bets_between_sql()).await?;
+            // Bets up to here are in the database for clients that connect or resync.
+            let mut horizon = probe.settled(&client).await?;
             if warned.swap(false, std::sync::atomic::Ordering::Relaxed) {
                 tracing::info!("live events from PostgreSQL resumed");
             }
             // Whatever was committed while nobody listened is in the database: SSE clients
             // re-read from their last event id.
             hub.publish(LiveEvent::Resync);
-            let mut release = Release { hub: hub.clone(), horizon: 0, pending: BTreeMap::new() };
-            // The settling in progress: its answer, and the marker (which may arrive before the
-            // answer does).
-            let mut settling: Option<oneshot::Receiver<Result<i64, StoreError>>> = None;
-            let mut settled: Option<i64> = None;
-            let mut marked = false;
-            let mut tokens = 0u64;
+            let mut settling: Option<oneshot::Receiver<Result<(i64, Vec<BetRecord>), StoreError>>> = None;
+            // Bets notes received, those the settling in progress covers (received before it
+            // began), and those covered by a finished one.
+            let (mut notes, mut covering, mut covered) = (0u64, 0u64, 0u64);
+            // Events that came after a bets note not yet covered, with that note's number: they
+            // follow those bets out.
+            let mut held: std::collections::VecDeque<(u64, LiveEvent)> = std::collections::VecDeque::new();
             loop {
-                if let Some(horizon) = settled
-                    && marked
-                {
-                    release.advance(horizon);
-                    (settled, marked) = (None, false);
-                }
-                let idle = settling.is_none() && settled.is_none() && !marked;
-                if idle && !release.pending.is_empty() {
-                    tokens += 1;
+                if notes > covered && settling.is_none() {
+                    covering = notes;
                     let (done, answer) = oneshot::channel();
-                    let work = settle(client.clone(), probe.clone(), marker.clone(), tokens.to_string());
+                    let work = settle(client.clone(), probe.clone(), read.clone(), horizon, hub.has_subscribers());
                     tokio::spawn(async move { done.send(work.await) });
                     settling = Some(answer);
                 }
                 tokio::select! {
                     note = rx.recv() => match note {
                         None => break,
-                        Some((channel, token)) if channel == marker => marked = token == tokens.to_string(),
-                        Some((_, payload)) => match serde_json::from_str::<LiveEvent>(&payload) {
-                            Ok(event) => release.accept(event),
-                            Err(e) => tracing::warn!(error = %e, "ignoring an unreadable live event"),
-                        },
+                        Some(payload) => {
+                            let events = match serde_json::from_str::<Note>(&payload) {
+                                Ok(Note::Bets) => {
+                                    notes += 1;
+                                    Vec::new()
+                                }
+                                Ok(Note::Rounds { stream_id, rounds }) => rounds
+                                    .into_iter()
+                                    .map(|(nonce, round_result)| LiveEvent::Round { stream_id, nonce, round_result })
+                                    .collect(),
+                                Err(_) => match serde_json::from_str::<LiveEvent>(&payload) {
+                                    Ok(event) => vec![event],
+                                    Err(e) => {
+                                        tracing::warn!(error = %e, "ignoring an unreadable live event");
+                                        Vec::new()
+                                    }
+                                },
+                            };
+                            for event in events {
+                                if notes > covered || !held.is_empty() {
+                                    held.push_back((notes, event));
+                                } else {
+                                    hub.publish(event);
+                                }
+                            }
+                        }
                     },
                     answer = async { settling.as_mut().expect("guarded by the condition").await }, if settling.is_some() => {
                         settling = None;
                         match answer {
-                            Ok(Ok(horizon)) => settled = Some(horizon),
+                            Ok(Ok((settled, bets))) => {
+                                horizon = horizon.max(settled);
+                                covered = covering;
+                                for bet in bets {
+                                    hub.publish(LiveEvent::Bet(Box::new(bet)));
+                                }
+                                while held.front().is_some_and(|(note, _)| *note <= covered) {
+                                    if let Some((_, event)) = held.pop_front() {
+                                        hub.publish(event);
+                                    }
+                                }
+                            }
                             Ok(Err(e)) => return Err(e),
                             Err(_) => return Err(StoreError::Internal("the horizon task stopped".into())),
                         }

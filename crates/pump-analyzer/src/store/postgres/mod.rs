@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::NoTls;
 
 use super::delta::{StreamDelta, now_micros};
-use super::model::{BetRecord, StreamSummary};
+use super::model::StreamSummary;
 use super::{IngestOutcome, StoreError, StoreOptions};
 use crate::ingest::message::Message;
 use crate::store::hub::{Hub, LiveEvent};
@@ -54,6 +54,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../../migrations/postgres/0001_initial.sql")),
     (2, include_str!("../../../migrations/postgres/0002_demo_streams.sql")),
     (3, include_str!("../../../migrations/postgres/0003_simulations.sql")),
+    (4, include_str!("../../../migrations/postgres/0004_ingest_without_global_order.sql")),
 ];
 
 /// The error with what its causes add (the server's message, the TLS failure), for the log and
@@ -135,6 +136,9 @@ impl PostgresStore {
             .map_err(|e| StoreError::Unavailable(format!("DATABASE_URL is not a valid PostgreSQL URL: {e}")))?;
         config.connect_timeout(Duration::from_secs(5));
         config.application_name("pump-analyzer");
+        if let Ok(options) = std::env::var("PUMP_PG_OPTIONS") {
+            config.options(&options);
+        }
         let recycling = ManagerConfig { recycling_method: RecyclingMethod::Fast };
         let manager = match &tls {
             tls::Tls::Off => Manager::from_config(config.clone(), NoTls, recycling),
@@ -152,7 +156,8 @@ impl PostgresStore {
 
         let (jobs, rx) = mpsc::channel(8192);
         let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
-        for _ in 0..WRITERS {
+        let writers = std::env::var("PUMP_PG_WRITERS").ok().and_then(|w| w.parse().ok()).unwrap_or(WRITERS);
+        for _ in 0..writers {
             tokio::spawn(ingest::run_writer(pool.clone(), options, rx.clone()));
         }
         let (alive, watch_rx) = watch::channel(());

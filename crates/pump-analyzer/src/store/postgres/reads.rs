@@ -25,6 +25,11 @@ const BET_COLUMNS: &str = "b.id, s.id, b.antebot_bet_id, b.received_at, b.date_t
                WHERE p.stream_pk = b.stream_pk AND p.mult_cents = b.mult_cents AND p.nonce < b.nonce)";
 const BET_FROM: &str = "bets b JOIN streams s ON s.pk = b.stream_pk";
 
+/// Bets with ids in `($1, $2]`, in id order, at most `$3` (what the listener publishes).
+pub(super) fn bets_between_sql() -> String {
+    format!("SELECT {BET_COLUMNS} FROM {BET_FROM} WHERE b.id > $1 AND b.id <= $2 ORDER BY b.id LIMIT $3")
+}
+
 fn bet_row(row: &Row) -> Result<BetRecord, StoreError> {
     Ok(BetRecord {
         id: row.try_get(0)?,
@@ -45,7 +50,7 @@ fn bet_row(row: &Row) -> Result<BetRecord, StoreError> {
     })
 }
 
-fn bets(rows: Vec<Row>) -> Result<Vec<BetRecord>, StoreError> {
+pub(super) fn bets(rows: Vec<Row>) -> Result<Vec<BetRecord>, StoreError> {
     rows.iter().map(bet_row).collect()
 }
 
@@ -113,7 +118,7 @@ async fn complete(client: &Client, pk: i64, mut summary: StreamSummary) -> Resul
 async fn difficulty_of(client: &Client, pk: i64) -> Result<Option<pump_engine::Difficulty>, StoreError> {
     let statement = client
         .prepare_cached(
-            "SELECT difficulty FROM stream_difficulties WHERE stream_pk = $1 ORDER BY last_bet DESC LIMIT 1",
+            "SELECT difficulty FROM stream_multipliers WHERE stream_pk = $1 ORDER BY last_bet DESC LIMIT 1",
         )
         .await?;
     let raw: Option<String> = client.query_opt(&statement, &[&pk]).await?.map(|r| r.try_get(0)).transpose()?;
@@ -160,7 +165,9 @@ impl PostgresStore {
         let sum: f64 = row.try_get(17)?;
         let summary = complete(&client, pk, summary).await?;
         let breakdown_statement =
-            client.prepare_cached("SELECT difficulty, bets FROM stream_difficulties WHERE stream_pk = $1").await?;
+            client
+                .prepare_cached("SELECT difficulty, sum(bets)::bigint FROM stream_multipliers WHERE stream_pk = $1 GROUP BY difficulty")
+                .await?;
         let breakdown = client
             .query(&breakdown_statement, &[&pk])
             .await?

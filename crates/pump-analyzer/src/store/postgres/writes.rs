@@ -41,10 +41,9 @@ impl PostgresStore {
             return Ok(None);
         }
         let bets = tx.execute("DELETE FROM bets WHERE stream_pk = $1", &[&key.pk]).await? as i64;
-        // Rounds and counters go with the stream (ON DELETE CASCADE).
-        if tx.execute("DELETE FROM streams WHERE pk = $1", &[&key.pk]).await? == 0 {
-            return Ok(None);
-        }
+        tx.execute("DELETE FROM rounds WHERE stream_pk = $1", &[&key.pk]).await?;
+        tx.execute("DELETE FROM stream_multipliers WHERE stream_pk = $1", &[&key.pk]).await?;
+        tx.execute("DELETE FROM streams WHERE pk = $1", &[&key.pk]).await?;
         commit(tx, &[LiveEvent::StreamDeleted { stream_id: key.id }]).await?;
         Ok(Some(Deleted { bets }))
     }
