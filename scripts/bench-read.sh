@@ -3,6 +3,7 @@
 # the rate limit off and runs examples/readbench.rs against it.
 #   scripts/bench-read.sh sse [seconds]            # 200 → SSE delay under 16-connection ingest
 #   scripts/bench-read.sh reads [bets] [streams]   # list/detail/bets/tail p99 on 1M bets, 10k streams
+#   scripts/bench-read.sh verify [bets]            # seed verification of one stream of that many bets
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q --bin pump-analyzer --example readbench

@@ -5,7 +5,9 @@
 //! - `reads`: loads 1,000,000 bets into one stream and 10,000 one-bet streams, then times list,
 //!   detail, bets page and tail requests (p50/p99).
 //!
-//! `scripts/bench-read.sh sse|reads` starts a release server on a scratch database and runs this.
+//! - `verify`: loads 300,000 bets into one stream, reveals its seed and times their verification.
+//!
+//! `scripts/bench-read.sh sse|reads|verify` starts a release server on a scratch database and runs this.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -105,15 +107,22 @@ async fn post(client: &reqwest::Client, url: &str, body: String) {
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
 }
 
-async fn reads(url: String, bets: u64, streams: u64) {
+/// Loads `bets` bets into one stream, reveals its seed and times the verification.
+async fn verify(url: String, bets: u64) {
     let client = reqwest::Client::new();
-    let started = Instant::now();
-    // One big stream, multipliers spread over the expert table so distance_prev has work to do.
+    load_big(&client, &url, bets).await;
+    let list: Value = client.get(format!("{url}/live/streams?limit=1")).send().await.unwrap().json().await.unwrap();
+    let big = list["streams"][0]["id"].as_str().unwrap().to_string();
+    reveal(&url, &big).await;
+}
+
+/// One big stream, multipliers spread over the expert table so distance_prev has work to do.
+async fn load_big(client: &reqwest::Client, url: &str, bets: u64) {
     let table = [1.0, 1.63, 2.8, 4.95, 9.08, 17.34, 34.68, 73.21, 164.72, 400.02, 1066.73];
     let chunks: Vec<u64> = (0..bets.div_ceil(1000)).collect();
     futures_util::stream::iter(chunks)
         .for_each_concurrent(4, |c| {
-            let (client, url) = (client.clone(), url.clone());
+            let (client, url) = (client.clone(), url.to_string());
             async move {
                 let items: Vec<String> = (c * 1000 + 1..=((c + 1) * 1000).min(bets))
                     .map(|n| {
@@ -124,6 +133,12 @@ async fn reads(url: String, bets: u64, streams: u64) {
             }
         })
         .await;
+}
+
+async fn reads(url: String, bets: u64, streams: u64) {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    load_big(&client, &url, bets).await;
     for c in 0..streams.div_ceil(1000) {
         let items: Vec<String> = (c * 1000..((c + 1) * 1000).min(streams))
             .map(|s| bet(&format!("small-{s}"), 1, &format!("hash-{s}"), "small", 1.63))
@@ -317,6 +332,7 @@ async fn main() {
             let streams = args.next().and_then(|s| s.parse().ok()).unwrap_or(10_000);
             reads(url, bets, streams).await
         }
+        "verify" => verify(url, args.next().and_then(|s| s.parse().ok()).unwrap_or(300_000)).await,
         "idle" => idle(url, args.next().and_then(|s| s.parse().ok()).unwrap_or(10_000)).await,
         other => panic!("unknown mode {other}: sse [seconds] | reads [bets] [streams] | idle [connections]"),
     }

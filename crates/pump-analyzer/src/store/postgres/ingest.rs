@@ -189,7 +189,12 @@ async fn begin_with_streams(
     now: i64,
 ) -> Result<Streams, StoreError> {
     let lookup = Lookup::prepare(tx).await?;
-    let mark = format!("BEGIN; SET LOCAL application_name = '{INGEST_MARK}'; SELECT pg_current_xact_id()");
+    // Generic plans: the statements take arrays, whose sizes change nothing about the best plan,
+    // and planning them afresh on each execution cost more than running them.
+    let mark = format!(
+        "BEGIN; SET LOCAL application_name = '{INGEST_MARK}'; SET LOCAL plan_cache_mode = force_generic_plan;
+         SELECT pg_current_xact_id()"
+    );
     let mut found = Streams::with_capacity(pairs.len());
     let begin = async { tx.batch_execute(&mark).await.map_err(StoreError::from) };
     let none = std::collections::HashSet::new();

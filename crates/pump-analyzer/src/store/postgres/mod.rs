@@ -48,7 +48,7 @@ const MAX_GROUP: usize = 256;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const POOL_SIZE: usize = 16;
 /// Ingest transactions one instance runs at the same time.
-const WRITERS: usize = 4;
+const WRITERS: usize = 2;
 
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../../migrations/postgres/0001_initial.sql")),

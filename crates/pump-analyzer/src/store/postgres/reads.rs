@@ -371,6 +371,12 @@ impl PostgresStore {
         limit: i64,
     ) -> Result<Vec<UnverifiedBet>, StoreError> {
         let client = self.client().await?;
+        if from_nonce == i64::MIN {
+            // A verification starts, often right after many bets arrived. Until autovacuum has
+            // analyzed them, the planner takes the table for small and sorts every bet of the
+            // stream for each chunk instead of reading the chunk off the (stream, nonce) index.
+            client.batch_execute("ANALYZE bets").await?;
+        }
         let statement = client
             .prepare_cached(
                 "SELECT id, nonce, difficulty, round_result FROM bets

@@ -80,7 +80,8 @@ impl PostgresStore {
     }
 
     /// Records checks of existing bets in one statement; bets checked meanwhile (on arrival) are
-    /// left alone, so counters never double count.
+    /// left alone, so counters never double count. `id = ANY` makes the plan look the bets up by
+    /// primary key: joined on the stream alone, it hashed every bet of the stream for each chunk.
     pub async fn record_verification(
         &self,
         pk: i64,
@@ -96,7 +97,8 @@ impl PostgresStore {
             .query_one(
                 "WITH input AS (SELECT * FROM unnest($2::bigint[], $3::float8[], $4::bool[]) AS t(id, expected, ok)),
                       changed AS (UPDATE bets b SET verified = i.ok, expected_multiplier = i.expected FROM input i
-                                  WHERE b.id = i.id AND b.stream_pk = $1 AND b.verified IS NULL RETURNING i.ok)
+                                  WHERE b.id = ANY($2) AND b.id = i.id AND b.stream_pk = $1 AND b.verified IS NULL
+                                  RETURNING i.ok)
                  SELECT count(*), count(*) FILTER (WHERE ok) FROM changed",
                 &[&pk, &ids, &expected, &ok],
             )
