@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Ingest benchmark on PostgreSQL: a fresh database, INSTANCES servers sharing it (rate limit off),
-# and one load generator per instance with CONNECTIONS/INSTANCES connections each, run together.
+# and one load generator per instance with CONNECTIONS/INSTANCES connections each, run together
+# (each generator posts to seed pairs of its own). Prints each generator's figures, the sessions
+# seen waiting for a lock during the run, and the bets stored.
 #   scripts/bench-postgres.sh [instances] [connections] [seconds] [batch]
 # PostgreSQL from BENCH_PG_ADMIN (default postgres://postgres@127.0.0.1:5432/test).
 set -euo pipefail
@@ -33,6 +35,17 @@ for i in $(seq 1 "$INSTANCES"); do
     --seconds "$SECONDS_RUN" --batch "$BATCH" > "/tmp/pump-bench-$$-$i.txt" &
   GEN+=($!)
 done
+# Lock waits during the run: every 50 ms, the sessions of this database waiting for a lock
+# (pg_stat_activity.wait_event_type = 'Lock': row locks, advisory locks, and the like).
+( while kill -0 "${GEN[0]}" 2>/dev/null; do
+    echo "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock') FROM pg_stat_activity WHERE datname = current_database();"
+    sleep 0.05
+  done ) | psql "$URL" -At > "/tmp/pump-bench-$$-locks.txt" &
+SAMPLER=$!
 wait "${GEN[@]}"
+wait "$SAMPLER" || true
+awk '{ n++; if ($1 > 0) w++; if ($1 > m) m = $1 } END { printf "lock_waits: %d of %d samples saw a session waiting for a lock (at most %d at once)\n", w, n, m }' \
+  "/tmp/pump-bench-$$-locks.txt"
+rm -f "/tmp/pump-bench-$$-locks.txt"
 for i in $(seq 1 "$INSTANCES"); do echo "-- instance $i"; cat "/tmp/pump-bench-$$-$i.txt"; rm -f "/tmp/pump-bench-$$-$i.txt"; done
 echo "-- bets stored: $(psql "$URL" -Atc 'SELECT count(*) FROM bets')"

@@ -187,7 +187,7 @@ async fn begin_with_streams(
     tx: &deadpool_postgres::Object,
     pairs: &[(&str, &str)],
     now: i64,
-) -> Result<Streams, StoreError> {
+) -> Result<(Streams, String), StoreError> {
     let lookup = Lookup::prepare(tx).await?;
     // Generic plans: the statements take arrays, whose sizes change nothing about the best plan,
     // and planning them afresh on each execution cost more than running them.
@@ -196,9 +196,16 @@ async fn begin_with_streams(
          SELECT pg_current_xact_id()"
     );
     let mut found = Streams::with_capacity(pairs.len());
-    let begin = async { tx.batch_execute(&mark).await.map_err(StoreError::from) };
+    let begin = async { tx.simple_query(&mark).await.map_err(StoreError::from) };
     let none = std::collections::HashSet::new();
-    tokio::try_join!(biased; begin, lookup.run(tx, pairs, &mut found, &none))?;
+    let (began, _) = tokio::try_join!(biased; begin, lookup.run(tx, pairs, &mut found, &none))?;
+    let xid = began
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+            _ => None,
+        })
+        .ok_or_else(|| StoreError::Internal("no transaction id".into()))?;
     // A stream missing now may be created by another transaction at the same time: the unique
     // pair decides, and the loser locks the winner's row once it has committed. A second round
     // covers a stream deleted between the two statements.
@@ -206,7 +213,7 @@ async fn begin_with_streams(
         let missing: Vec<(&str, &str)> =
             pairs.iter().copied().filter(|(s, c)| !found.contains_key(&(s.to_string(), c.to_string()))).collect();
         if missing.is_empty() {
-            return Ok(found);
+            return Ok((found, xid));
         }
         let ids: Vec<Uuid> = missing.iter().map(|_| Uuid::new_v4()).collect();
         let servers: Vec<&str> = missing.iter().map(|p| p.0).collect();
@@ -228,7 +235,7 @@ async fn begin_with_streams(
             .collect::<Result<std::collections::HashSet<(String, String)>, StoreError>>()?;
         lookup.run(tx, &missing, &mut found, &created).await?;
     }
-    Ok(found)
+    Ok((found, xid))
 }
 
 /// Stores the messages of one group with a fixed number of statements whatever its size (each
@@ -243,7 +250,7 @@ async fn ingest_batch(
     let mut pairs: Vec<(&str, &str)> = messages.iter().map(|m| m.seed_pair()).collect();
     pairs.sort_unstable();
     pairs.dedup();
-    let mut streams = begin_with_streams(tx, &pairs, now).await?;
+    let (mut streams, xid) = begin_with_streams(tx, &pairs, now).await?;
     let mut events = Vec::new();
     for ((server, client), (state, created)) in &streams {
         if *created {
@@ -404,7 +411,7 @@ async fn ingest_batch(
         };
         outcomes.push(IngestOutcome { stream_id, new_stream: new_stream[i], accepted, bet_id: bet_ids[i] });
     }
-    apply_deltas_and_commit(tx, &deltas, &events, bet_ids.iter().any(Option::is_some), options).await?;
+    apply_deltas_and_commit(tx, &xid, &deltas, &events, bet_ids.iter().any(Option::is_some), options).await?;
     Ok(outcomes)
 }
 
@@ -414,6 +421,7 @@ async fn ingest_batch(
 /// of an aborted transaction with a rollback).
 async fn apply_deltas_and_commit(
     tx: &deadpool_postgres::Object,
+    xid: &str,
     deltas: &HashMap<i64, StreamDelta>,
     events: &[LiveEvent],
     bets_added: bool,
@@ -483,17 +491,38 @@ async fn apply_deltas_and_commit(
                 DELETE FROM rounds r USING u
                 WHERE u.excess > 0 AND r.stream_pk = u.pk
                   AND r.nonce <= (SELECT nonce FROM rounds WHERE stream_pk = u.pk ORDER BY nonce OFFSET u.excess - 1 LIMIT 1))
-             SELECT count(pg_notify($19, p))
-             FROM (SELECT p FROM unnest($20::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n) AS ordered",
+             SELECT count(*) FROM u",
         )
         .await?;
-    let args: [&(dyn ToSql + Sync); 20] = [
+    let notify = tx
+        .prepare_cached(
+            "SELECT count(pg_notify($1, p)) FROM unnest($2::text[]) AS p WHERE pg_xact_status($3::text::xid8) = 'committed'",
+        )
+        .await?;
+    let args: [&(dyn ToSql + Sync); 18] = [
         &pks, &bets, &highest, &lowest, &max_nonce, &rounds, &seen_at, &sum, &amount, &payout, &checked, &matched,
-        &m_pks, &m_names, &m_cents, &m_bets, &m_last, &retention, &CHANNEL, &payloads,
+        &m_pks, &m_names, &m_cents, &m_bets, &m_last, &retention,
     ];
-    let commit = async { tx.batch_execute("COMMIT").await.map_err(StoreError::from) };
+    let notify_args: [&(dyn ToSql + Sync); 3] = [&CHANNEL, &payloads, &xid];
     let apply = async { tx.execute(&statement, &args).await.map_err(StoreError::from) };
-    tokio::try_join!(biased; apply, commit)?;
+    let commit = async { tx.batch_execute("COMMIT").await.map_err(StoreError::from) };
+    // The notifications go out in a transaction of their own, right after the COMMIT in the same
+    // round trip. Sent inside the ingest transaction, NOTIFY would take PostgreSQL's one lock on
+    // the notification queue from before its commit until after the commit's WAL flush: every
+    // notifying transaction of every instance would then commit one at a time. Alone, the
+    // notifying transaction writes nothing to the WAL and holds that lock for microseconds. If
+    // the instance dies in between, the bets still reach clients with the next note (they are
+    // read from the database); only that group's round events are lost to live clients. The
+    // statement checks that the ingest transaction did commit: it is sent before that is known.
+    let notify = async {
+        if !payloads.is_empty()
+            && let Err(e) = tx.execute(&notify, &notify_args).await
+        {
+            tracing::warn!(error = %e, "live events of an ingest group could not be sent");
+        }
+        Ok::<(), StoreError>(())
+    };
+    tokio::try_join!(biased; apply, commit, notify)?;
     Ok(())
 }
 
