@@ -25,7 +25,7 @@ cleanup() {
 trap cleanup EXIT
 for i in $(seq 1 "$INSTANCES"); do
   port=$((18180 + i))
-  INGEST_RATE_LIMIT=0 PUMP_PG_OPTIONS="${PUMP_PG_OPTIONS:-}" API_PORT=$port DATABASE_URL=$URL RUST_LOG=warn target/release/pump-analyzer serve >/dev/null &
+  INGEST_RATE_LIMIT=0 API_PORT=$port DATABASE_URL=$URL RUST_LOG=warn target/release/pump-analyzer serve >/dev/null &
   PIDS+=($!)
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 done

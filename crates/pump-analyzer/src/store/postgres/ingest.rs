@@ -29,6 +29,11 @@ pub(super) async fn run_writer(
         let jobs = {
             let mut rx = rx.lock().await;
             let Some(first) = rx.recv().await else { return };
+            // Let the request handlers that are running queue their jobs too: larger groups,
+            // fewer transactions, less PostgreSQL time per request.
+            for _ in 0..4 {
+                tokio::task::yield_now().await;
+            }
             crate::store::gather(first, &mut rx, MAX_GROUP)
         };
         let grouped = ingest_group(&pool, options, &jobs).await;
@@ -530,7 +535,8 @@ async fn apply_deltas_and_commit(
 /// bets were added (listeners read those from the database, `listen.rs`), rounds packed per
 /// stream (published after the bets, as SQLite sends a bet before its round).
 fn ingest_payloads(events: &[LiveEvent], bets_added: bool) -> Vec<String> {
-    let mut payloads = notify_payloads(&events.iter().filter(|e| matches!(e, LiveEvent::Stream(_))).cloned().collect::<Vec<_>>());
+    let mut payloads =
+        notify_payloads(&events.iter().filter(|e| matches!(e, LiveEvent::Stream(_))).cloned().collect::<Vec<_>>());
     if bets_added && let Ok(json) = serde_json::to_string(&super::listen::Note::Bets) {
         payloads.push(json);
     }
@@ -538,7 +544,9 @@ fn ingest_payloads(events: &[LiveEvent], bets_added: bool) -> Vec<String> {
     for event in events {
         if let LiveEvent::Round { stream_id, nonce, round_result } = event {
             match rounds.last_mut() {
-                Some((id, list)) if id == stream_id && list.len() < ROUNDS_PER_NOTE => list.push((*nonce, *round_result)),
+                Some((id, list)) if id == stream_id && list.len() < ROUNDS_PER_NOTE => {
+                    list.push((*nonce, *round_result))
+                }
                 _ => rounds.push((*stream_id, vec![(*nonce, *round_result)])),
             }
         }

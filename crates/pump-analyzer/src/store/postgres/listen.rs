@@ -18,9 +18,9 @@ use uuid::Uuid;
 
 use super::horizon::Probe;
 use super::{CHANNEL, reads, tls};
-use crate::store::model::BetRecord;
 use crate::store::StoreError;
 use crate::store::hub::{Hub, LiveEvent};
+use crate::store::model::BetRecord;
 
 /// Drives a LISTEN connection and hands each notification's payload over the channel.
 fn pump_notifications<S, T>(
@@ -59,8 +59,15 @@ pub(super) enum Note {
     Rounds { stream_id: Uuid, rounds: Vec<(i64, f64)> },
 }
 
+/// Least time between the starts of two settlings: under steady ingest one settling then covers
+/// the notes of several groups, and the listener's queries stay few.
+const SETTLE_SPACING: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// Bets read per query while publishing.
 const PAGE: i64 = 1000;
+
+/// A settled horizon and the bets read up to it.
+type Settled = Result<(i64, Vec<BetRecord>), StoreError>;
 
 /// Settles the horizon and, when anyone listens, reads the bets from `after` up to it.
 async fn settle(
@@ -69,7 +76,7 @@ async fn settle(
     read: tokio_postgres::Statement,
     after: i64,
     listening: bool,
-) -> Result<(i64, Vec<BetRecord>), StoreError> {
+) -> Settled {
     let horizon = probe.settled(&client).await?;
     let mut bets = Vec::new();
     let mut from = after;
@@ -117,15 +124,18 @@ pub(super) async fn listen(config: tokio_postgres::Config, tls: tls::Tls, hub: H
             // Whatever was committed while nobody listened is in the database: SSE clients
             // re-read from their last event id.
             hub.publish(LiveEvent::Resync);
-            let mut settling: Option<oneshot::Receiver<Result<(i64, Vec<BetRecord>), StoreError>>> = None;
+            let mut settling: Option<oneshot::Receiver<Settled>> = None;
             // Bets notes received, those the settling in progress covers (received before it
             // began), and those covered by a finished one.
             let (mut notes, mut covering, mut covered) = (0u64, 0u64, 0u64);
             // Events that came after a bets note not yet covered, with that note's number: they
             // follow those bets out.
             let mut held: std::collections::VecDeque<(u64, LiveEvent)> = std::collections::VecDeque::new();
+            let mut last_settle = tokio::time::Instant::now();
             loop {
-                if notes > covered && settling.is_none() {
+                let due = last_settle + SETTLE_SPACING;
+                if notes > covered && settling.is_none() && tokio::time::Instant::now() >= due {
+                    last_settle = tokio::time::Instant::now();
                     covering = notes;
                     let (done, answer) = oneshot::channel();
                     let work = settle(client.clone(), probe.clone(), read.clone(), horizon, hub.has_subscribers());
@@ -133,6 +143,7 @@ pub(super) async fn listen(config: tokio_postgres::Config, tls: tls::Tls, hub: H
                     settling = Some(answer);
                 }
                 tokio::select! {
+                    _ = tokio::time::sleep_until(due), if notes > covered && settling.is_none() => {}
                     note = rx.recv() => match note {
                         None => break,
                         Some(payload) => {

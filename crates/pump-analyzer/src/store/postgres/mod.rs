@@ -1,17 +1,19 @@
 //! PostgreSQL backend, for deployments of several instances (SPEC §6).
 //!
-//! Ingest runs through one writer task per instance with group commit, as on SQLite: requests
-//! that arrive while a transaction runs are committed together in the next one. Every write
-//! transaction that creates bets or changes what ingest depends on (stream deletion, seed reveal)
-//! first takes one transaction-scoped advisory lock, so across all instances these transactions
-//! commit one at a time: bet ids then commit in increasing order, which keeps SSE resume by id
-//! gap-free, and a transaction sees every stream and seed committed before it.
+//! Ingest runs through a writer task per instance with group commit, as on SQLite: requests
+//! that arrive while a transaction runs are committed together in the next one. No lock spans
+//! instances or streams: an ingest transaction locks the rows of the streams it writes to, in
+//! key order, and the database's unique constraints keep every bet and round once (`ingest.rs`).
+//! Stream deletion and seed reveal lock the same rows, so they wait for the ingest transactions
+//! of those streams, and those wait for them.
 //!
-//! Live events reach every instance through `NOTIFY` sent inside the writing transaction:
-//! PostgreSQL delivers notifications only on COMMIT, in commit order, and drops them on ROLLBACK,
-//! so an event is seen exactly when its data is. Each instance LISTENs on one connection and
-//! republishes what arrives to its in-process hub. (Redis pub/sub would need a second system to
-//! agree with the database about what was committed; NOTIFY cannot disagree.)
+//! Bet ids therefore commit out of order across transactions. SSE resumes by bet id, so bets are
+//! shown only up to the bet-id horizon, below which every id is final (`horizon.rs`); the
+//! listener publishes them in id order from there (`listen.rs`).
+//!
+//! Live events reach every instance through `NOTIFY` and one LISTEN connection per instance.
+//! Ingest sends its notes right after its COMMIT; deletions and verification results send
+//! theirs inside the transaction.
 
 use std::time::Duration;
 
@@ -47,8 +49,10 @@ const MAX_GROUP: usize = 256;
 /// half-open connection): the transaction is then rolled back by the server or never commits.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const POOL_SIZE: usize = 16;
-/// Ingest transactions one instance runs at the same time.
-const WRITERS: usize = 2;
+/// Ingest transactions one instance runs at the same time. More writers make smaller groups:
+/// batches gain from a second one, single bets lose, and so do several instances sharing the
+/// database server's cores (figures in docs/performance.md).
+const WRITERS: usize = 1;
 
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../../migrations/postgres/0001_initial.sql")),
@@ -136,9 +140,6 @@ impl PostgresStore {
             .map_err(|e| StoreError::Unavailable(format!("DATABASE_URL is not a valid PostgreSQL URL: {e}")))?;
         config.connect_timeout(Duration::from_secs(5));
         config.application_name("pump-analyzer");
-        if let Ok(options) = std::env::var("PUMP_PG_OPTIONS") {
-            config.options(&options);
-        }
         let recycling = ManagerConfig { recycling_method: RecyclingMethod::Fast };
         let manager = match &tls {
             tls::Tls::Off => Manager::from_config(config.clone(), NoTls, recycling),
@@ -156,8 +157,7 @@ impl PostgresStore {
 
         let (jobs, rx) = mpsc::channel(8192);
         let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
-        let writers = std::env::var("PUMP_PG_WRITERS").ok().and_then(|w| w.parse().ok()).unwrap_or(WRITERS);
-        for _ in 0..writers {
+        for _ in 0..WRITERS {
             tokio::spawn(ingest::run_writer(pool.clone(), options, rx.clone()));
         }
         let (alive, watch_rx) = watch::channel(());

@@ -117,9 +117,7 @@ async fn complete(client: &Client, pk: i64, mut summary: StreamSummary) -> Resul
 
 async fn difficulty_of(client: &Client, pk: i64) -> Result<Option<pump_engine::Difficulty>, StoreError> {
     let statement = client
-        .prepare_cached(
-            "SELECT difficulty FROM stream_multipliers WHERE stream_pk = $1 ORDER BY last_bet DESC LIMIT 1",
-        )
+        .prepare_cached("SELECT difficulty FROM stream_multipliers WHERE stream_pk = $1 ORDER BY last_bet DESC LIMIT 1")
         .await?;
     let raw: Option<String> = client.query_opt(&statement, &[&pk]).await?.map(|r| r.try_get(0)).transpose()?;
     raw.as_deref().map(crate::store::stored_difficulty).transpose()
@@ -164,10 +162,11 @@ impl PostgresStore {
         let lowest: Option<f64> = row.try_get(16)?;
         let sum: f64 = row.try_get(17)?;
         let summary = complete(&client, pk, summary).await?;
-        let breakdown_statement =
-            client
-                .prepare_cached("SELECT difficulty, sum(bets)::bigint FROM stream_multipliers WHERE stream_pk = $1 GROUP BY difficulty")
-                .await?;
+        let breakdown_statement = client
+            .prepare_cached(
+                "SELECT difficulty, sum(bets)::bigint FROM stream_multipliers WHERE stream_pk = $1 GROUP BY difficulty",
+            )
+            .await?;
         let breakdown = client
             .query(&breakdown_statement, &[&pk])
             .await?
