@@ -22,3 +22,16 @@ ALTER TABLE stream_multipliers ADD COLUMN last_bet BIGINT NOT NULL DEFAULT 0;
 UPDATE stream_multipliers m SET last_bet = d.last_bet
 FROM stream_difficulties d WHERE d.stream_pk = m.stream_pk AND d.difficulty = m.difficulty;
 DROP TABLE stream_difficulties;
+
+-- Seed-reveal verification of bets stored before the reveal writes its results here rather than
+-- into `bets`: updating a bet wrote a new version of the row and new entries in all its indexes
+-- (PostgreSQL cannot update in place), inserting a check writes one row and one key. A bet's
+-- `verified` and `expected_multiplier` are those of `bets` (set on arrival) or of its check.
+CREATE TABLE bet_checks (
+    bet_id              BIGINT           PRIMARY KEY,
+    stream_pk           BIGINT           NOT NULL,
+    nonce               BIGINT           NOT NULL,
+    verified            BOOLEAN          NOT NULL,
+    expected_multiplier DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX bet_checks_mismatched ON bet_checks (stream_pk, nonce) WHERE NOT verified;

@@ -2,8 +2,8 @@
 //!
 //! Bets stored before the reveal are replayed here in chunks: each chunk is read on a read
 //! connection, recomputed by the engine on the blocking pool, and recorded by one short writer
-//! job, so ingest and other requests interleave with a long verification instead of waiting for
-//! it. Bets arriving after the reveal are verified by the writer as they are stored.
+//! job while the next chunk is read, so ingest and other requests interleave with a long
+//! verification instead of waiting for it. Bets arriving after the reveal are verified by the writer as they are stored.
 
 use pump_engine::RoundDeriver;
 use pump_engine::tables::cents;
@@ -25,12 +25,14 @@ pub async fn verify_stream(
     client_seed: String,
 ) -> Result<u64, StoreError> {
     let mut deriver = Some(RoundDeriver::new(&server_seed, &client_seed));
-    let mut from_nonce = i64::MIN;
+    let mut after = (i64::MIN, i64::MIN);
     let mut total = 0u64;
+    // The previous chunk's results being recorded while this chunk is read and recomputed.
+    let mut recording: Option<tokio::task::JoinHandle<Result<(), StoreError>>> = None;
     loop {
-        let bets = store.unverified_bets(pk, from_nonce, CHUNK).await?;
+        let bets = store.unverified_bets(pk, after, CHUNK).await?;
         let Some(last) = bets.last() else { break };
-        from_nonce = last.nonce;
+        after = (last.nonce, last.id);
         let full = bets.len() as i64 == CHUNK;
         let mut engine = deriver.take().unwrap_or_else(|| RoundDeriver::new(&server_seed, &client_seed));
         let (engine, results) = tokio::task::spawn_blocking(move || {
@@ -39,7 +41,7 @@ pub async fn verify_stream(
                 .filter_map(|bet| {
                     let expected = engine.result(u64::try_from(bet.nonce).ok()?, bet.difficulty).max_multiplier;
                     let matched = cents(expected) == cents(bet.round_result);
-                    Some(BetCheck { bet_id: bet.id, expected_multiplier: expected, matched })
+                    Some(BetCheck { bet_id: bet.id, nonce: bet.nonce, expected_multiplier: expected, matched })
                 })
                 .collect();
             (engine, results)
@@ -48,13 +50,23 @@ pub async fn verify_stream(
         .map_err(|e| StoreError::Internal(format!("verification task failed: {e}")))?;
         deriver = Some(engine);
         total += results.len() as u64;
-        let progressed = !results.is_empty();
-        store.record_verification(pk, stream_id, results).await?;
-        if !full || !progressed {
+        if let Some(previous) = recording.take() {
+            finish(previous).await?;
+        }
+        let store = store.clone();
+        recording = Some(tokio::spawn(async move { store.record_verification(pk, stream_id, results).await }));
+        if !full {
             break;
         }
     }
+    if let Some(last) = recording {
+        finish(last).await?;
+    }
     Ok(total)
+}
+
+async fn finish(recording: tokio::task::JoinHandle<Result<(), StoreError>>) -> Result<(), StoreError> {
+    recording.await.map_err(|e| StoreError::Internal(format!("recording verification results failed: {e}")))?
 }
 
 /// Resumes verification left unfinished by a previous run of the server.

@@ -318,13 +318,16 @@ impl Store {
         dispatch!(self, s => s.revealed_seeds().await)
     }
 
+    /// Bets of stream `pk` not verified on arrival, after `after` in (nonce, id) order: one chunk
+    /// of a verification, which starts at `(i64::MIN, i64::MIN)`. A bet may already be checked
+    /// (a verification resumed after a restart); `record_verification` counts it once.
     pub async fn unverified_bets(
         &self,
         pk: i64,
-        from_nonce: i64,
+        after: (i64, i64),
         limit: i64,
     ) -> Result<Vec<model::UnverifiedBet>, StoreError> {
-        dispatch!(self, s => s.unverified_bets(pk, from_nonce, limit).await)
+        dispatch!(self, s => s.unverified_bets(pk, after, limit).await)
     }
 
     pub async fn record_verification(

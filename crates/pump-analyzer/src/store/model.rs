@@ -220,6 +220,7 @@ pub struct UnverifiedBet {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BetCheck {
     pub bet_id: i64,
+    pub nonce: i64,
     pub expected_multiplier: f64,
     pub matched: bool,
 }

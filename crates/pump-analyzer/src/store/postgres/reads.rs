@@ -20,10 +20,12 @@ const SUMMARY_COLUMNS: &str = "s.pk, s.id, s.server_seed_hashed, s.client_seed, 
     s.verified_checked, s.verified_matched, s.verified_mismatched, r.server_seed IS NOT NULL, s.demo";
 const SUMMARY_FROM: &str = "streams s LEFT JOIN revealed_seeds r ON r.server_seed_hashed = lower(s.server_seed_hashed)";
 const BET_COLUMNS: &str = "b.id, s.id, b.antebot_bet_id, b.received_at, b.date_time, b.nonce, b.amount, b.payout,
-    b.payout_multiplier, b.difficulty, b.round_target, b.round_result, b.verified, b.expected_multiplier,
+    b.payout_multiplier, b.difficulty, b.round_target, b.round_result, coalesce(b.verified, c.verified),
+    coalesce(b.expected_multiplier, c.expected_multiplier),
     b.nonce - (SELECT max(p.nonce) FROM bets p
                WHERE p.stream_pk = b.stream_pk AND p.mult_cents = b.mult_cents AND p.nonce < b.nonce)";
-const BET_FROM: &str = "bets b JOIN streams s ON s.pk = b.stream_pk";
+/// A bet's check is on its row (verified on arrival) or in `bet_checks` (verified after a reveal).
+const BET_FROM: &str = "bets b JOIN streams s ON s.pk = b.stream_pk LEFT JOIN bet_checks c ON c.bet_id = b.id";
 
 /// Bets with ids in `($1, $2]`, in id order, at most `$3` (what the listener publishes).
 pub(super) fn bets_between_sql() -> String {
@@ -96,8 +98,14 @@ async fn complete(client: &Client, pk: i64, mut summary: StreamSummary) -> Resul
     {
         let statement = client
             .prepare_cached(
-                "SELECT id, antebot_bet_id, nonce, difficulty, round_result, expected_multiplier FROM bets
-                 WHERE stream_pk = $1 AND verified = false ORDER BY nonce, id LIMIT 1",
+                "SELECT * FROM (
+                    (SELECT id, antebot_bet_id, nonce, difficulty, round_result, expected_multiplier FROM bets
+                     WHERE stream_pk = $1 AND verified = false ORDER BY nonce, id LIMIT 1)
+                    UNION ALL
+                    (SELECT b.id, b.antebot_bet_id, b.nonce, b.difficulty, b.round_result, c.expected_multiplier
+                     FROM bet_checks c JOIN bets b ON b.id = c.bet_id
+                     WHERE c.stream_pk = $1 AND NOT c.verified ORDER BY c.nonce, c.bet_id LIMIT 1)) first
+                 ORDER BY nonce, id LIMIT 1",
             )
             .await?;
         v.first_mismatch = match client.query_opt(&statement, &[&pk]).await? {
@@ -317,9 +325,10 @@ impl PostgresStore {
         let statement = client
             .prepare_cached(
                 "SELECT b.id, s.id, b.antebot_bet_id, b.received_at, b.date_time, b.nonce, b.amount, b.payout,
-                        b.payout_multiplier, b.difficulty, b.round_target, b.round_result, b.verified,
-                        b.expected_multiplier, NULL::bigint
-                 FROM bets b JOIN streams s ON s.pk = b.stream_pk
+                        b.payout_multiplier, b.difficulty, b.round_target, b.round_result,
+                        coalesce(b.verified, c.verified), coalesce(b.expected_multiplier, c.expected_multiplier),
+                        NULL::bigint
+                 FROM bets b JOIN streams s ON s.pk = b.stream_pk LEFT JOIN bet_checks c ON c.bet_id = b.id
                  WHERE b.stream_pk = $1 AND (b.nonce, b.id) > ($2, $3) ORDER BY b.nonce, b.id LIMIT $4",
             )
             .await?;
@@ -366,11 +375,11 @@ impl PostgresStore {
     pub async fn unverified_bets(
         &self,
         pk: i64,
-        from_nonce: i64,
+        after: (i64, i64),
         limit: i64,
     ) -> Result<Vec<UnverifiedBet>, StoreError> {
         let client = self.client().await?;
-        if from_nonce == i64::MIN {
+        if after == (i64::MIN, i64::MIN) {
             // A verification starts, often right after many bets arrived. Until autovacuum has
             // analyzed them, the planner takes the table for small and sorts every bet of the
             // stream for each chunk instead of reading the chunk off the (stream, nonce) index.
@@ -379,11 +388,11 @@ impl PostgresStore {
         let statement = client
             .prepare_cached(
                 "SELECT id, nonce, difficulty, round_result FROM bets
-                 WHERE stream_pk = $1 AND nonce >= $2 AND verified IS NULL ORDER BY nonce LIMIT $3",
+                 WHERE stream_pk = $1 AND (nonce, id) > ($2, $3) AND verified IS NULL ORDER BY nonce, id LIMIT $4",
             )
             .await?;
         let rows = client
-            .query(&statement, &[&pk, &from_nonce, &limit])
+            .query(&statement, &[&pk, &after.0, &after.1, &limit])
             .await?
             .iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))

@@ -43,6 +43,7 @@ impl PostgresStore {
         let bets = tx.execute("DELETE FROM bets WHERE stream_pk = $1", &[&key.pk]).await? as i64;
         tx.execute("DELETE FROM rounds WHERE stream_pk = $1", &[&key.pk]).await?;
         tx.execute("DELETE FROM stream_multipliers WHERE stream_pk = $1", &[&key.pk]).await?;
+        tx.execute("DELETE FROM bet_checks WHERE stream_pk = $1", &[&key.pk]).await?;
         tx.execute("DELETE FROM streams WHERE pk = $1", &[&key.pk]).await?;
         commit(tx, &[LiveEvent::StreamDeleted { stream_id: key.id }]).await?;
         Ok(Some(Deleted { bets }))
@@ -79,9 +80,8 @@ impl PostgresStore {
         Ok(Reveal { created: inserted, revealed_at, streams: linked })
     }
 
-    /// Records checks of existing bets in one statement; bets checked meanwhile (on arrival) are
-    /// left alone, so counters never double count. `id = ANY` makes the plan look the bets up by
-    /// primary key: joined on the stream alone, it hashed every bet of the stream for each chunk.
+    /// Records checks of existing bets (read unchecked by `unverified_bets`) in one statement, as
+    /// rows of `bet_checks`; a bet checked twice (two verifications at once) counts once.
     pub async fn record_verification(
         &self,
         pk: i64,
@@ -89,18 +89,20 @@ impl PostgresStore {
         results: Vec<BetCheck>,
     ) -> Result<(), StoreError> {
         let ids: Vec<i64> = results.iter().map(|r| r.bet_id).collect();
+        let nonces: Vec<i64> = results.iter().map(|r| r.nonce).collect();
         let expected: Vec<f64> = results.iter().map(|r| r.expected_multiplier).collect();
         let ok: Vec<bool> = results.iter().map(|r| r.matched).collect();
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let row = tx
             .query_one(
-                "WITH input AS (SELECT * FROM unnest($2::bigint[], $3::float8[], $4::bool[]) AS t(id, expected, ok)),
-                      changed AS (UPDATE bets b SET verified = i.ok, expected_multiplier = i.expected FROM input i
-                                  WHERE b.id = ANY($2) AND b.id = i.id AND b.stream_pk = $1 AND b.verified IS NULL
-                                  RETURNING i.ok)
-                 SELECT count(*), count(*) FILTER (WHERE ok) FROM changed",
-                &[&pk, &ids, &expected, &ok],
+                "WITH added AS (
+                    INSERT INTO bet_checks (bet_id, stream_pk, nonce, verified, expected_multiplier)
+                    SELECT id, $1, nonce, ok, expected FROM unnest($2::bigint[], $3::bigint[], $4::float8[], $5::bool[])
+                         AS t(id, nonce, expected, ok)
+                    ON CONFLICT DO NOTHING RETURNING verified)
+                 SELECT count(*), count(*) FILTER (WHERE verified) FROM added",
+                &[&pk, &ids, &nonces, &expected, &ok],
             )
             .await?;
         let (checked, matched): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);

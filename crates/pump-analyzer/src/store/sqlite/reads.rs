@@ -507,16 +507,16 @@ impl SqliteStore {
     pub async fn unverified_bets(
         &self,
         pk: i64,
-        from_nonce: i64,
+        after: (i64, i64),
         limit: i64,
     ) -> Result<Vec<UnverifiedBet>, StoreError> {
         self.read(move |conn| {
             let rows: Vec<(i64, i64, String, f64)> = conn
                 .prepare_cached(
                     "SELECT id, nonce, difficulty, round_result FROM bets
-                     WHERE stream_pk = ?1 AND nonce >= ?2 AND verified IS NULL ORDER BY nonce LIMIT ?3",
+                     WHERE stream_pk = ?1 AND (nonce, id) > (?2, ?3) AND verified IS NULL ORDER BY nonce, id LIMIT ?4",
                 )?
-                .query_map(params![pk, from_nonce, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .query_map(params![pk, after.0, after.1, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
                 .collect::<Result<_, _>>()?;
             Ok(unverified(rows))
         })

@@ -82,7 +82,7 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         self.write(move |w: &mut Writer| {
             let (mut checked, mut matched) = (0i64, 0i64);
-            for &BetCheck { bet_id: id, expected_multiplier: expected, matched: ok } in &results {
+            for &BetCheck { bet_id: id, expected_multiplier: expected, matched: ok, .. } in &results {
                 let changed = w
                     .conn
                     .prepare_cached(
