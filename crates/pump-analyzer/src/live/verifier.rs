@@ -16,6 +16,9 @@ use crate::store::{Store, StoreError};
 /// ingest waits at most a few milliseconds behind a verification chunk.
 const CHUNK: i64 = 1000;
 
+/// Chunks recorded at the same time: on PostgreSQL each on a connection of its own, in parallel.
+const RECORDING: usize = 4;
+
 /// Verifies every unchecked bet of one stream; returns how many were checked.
 pub async fn verify_stream(
     store: Store,
@@ -27,8 +30,9 @@ pub async fn verify_stream(
     let mut deriver = Some(RoundDeriver::new(&server_seed, &client_seed));
     let mut after = (i64::MIN, i64::MIN);
     let mut total = 0u64;
-    // The previous chunk's results being recorded while this chunk is read and recomputed.
-    let mut recording: Option<tokio::task::JoinHandle<Result<(), StoreError>>> = None;
+    // Earlier chunks' results being recorded while this chunk is read and recomputed.
+    let mut recording: std::collections::VecDeque<tokio::task::JoinHandle<Result<(), StoreError>>> =
+        std::collections::VecDeque::new();
     loop {
         let bets = store.unverified_bets(pk, after, CHUNK).await?;
         let Some(last) = bets.last() else { break };
@@ -50,17 +54,19 @@ pub async fn verify_stream(
         .map_err(|e| StoreError::Internal(format!("verification task failed: {e}")))?;
         deriver = Some(engine);
         total += results.len() as u64;
-        if let Some(previous) = recording.take() {
-            finish(previous).await?;
+        if recording.len() >= RECORDING {
+            if let Some(oldest) = recording.pop_front() {
+                finish(oldest).await?;
+            }
         }
         let store = store.clone();
-        recording = Some(tokio::spawn(async move { store.record_verification(pk, stream_id, results).await }));
+        recording.push_back(tokio::spawn(async move { store.record_verification(pk, stream_id, results).await }));
         if !full {
             break;
         }
     }
-    if let Some(last) = recording {
-        finish(last).await?;
+    for rest in recording {
+        finish(rest).await?;
     }
     Ok(total)
 }

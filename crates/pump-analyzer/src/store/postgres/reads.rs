@@ -379,21 +379,23 @@ impl PostgresStore {
         limit: i64,
     ) -> Result<Vec<UnverifiedBet>, StoreError> {
         let client = self.client().await?;
-        if after == (i64::MIN, i64::MIN) {
-            // A verification starts, often right after many bets arrived. Until autovacuum has
-            // analyzed them, the planner takes the table for small and sorts every bet of the
-            // stream for each chunk instead of reading the chunk off the (stream, nonce) index.
-            client.batch_execute("ANALYZE bets").await?;
-        }
         let statement = client
             .prepare_cached(
                 "SELECT id, nonce, difficulty, round_result FROM bets
                  WHERE stream_pk = $1 AND (nonce, id) > ($2, $3) AND verified IS NULL ORDER BY nonce, id LIMIT $4",
             )
             .await?;
-        let rows = client
-            .query(&statement, &[&pk, &after.0, &after.1, &limit])
-            .await?
+        // A verification often starts right after many bets arrived. Until autovacuum has
+        // analyzed them, the planner takes the table for small and would sort every bet of the
+        // stream for each chunk: in this transaction it may only read the chunk off the
+        // (stream, nonce) index.
+        let plan = "BEGIN; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off";
+        let begin = async { client.batch_execute(plan).await.map_err(StoreError::from) };
+        let read =
+            async { client.query(&statement, &[&pk, &after.0, &after.1, &limit]).await.map_err(StoreError::from) };
+        let end = async { client.batch_execute("COMMIT").await.map_err(StoreError::from) };
+        let (_, rows, _) = tokio::try_join!(biased; begin, read, end)?;
+        let rows = rows
             .iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
             .collect::<Result<Vec<(i64, i64, String, f64)>, StoreError>>()?;
