@@ -54,10 +54,10 @@ pub async fn verify_stream(
         .map_err(|e| StoreError::Internal(format!("verification task failed: {e}")))?;
         deriver = Some(engine);
         total += results.len() as u64;
-        if recording.len() >= RECORDING {
-            if let Some(oldest) = recording.pop_front() {
-                finish(oldest).await?;
-            }
+        if recording.len() >= RECORDING
+            && let Some(oldest) = recording.pop_front()
+        {
+            finish(oldest).await?;
         }
         let store = store.clone();
         recording.push_back(tokio::spawn(async move { store.record_verification(pk, stream_id, results).await }));
