@@ -24,8 +24,8 @@ CREATE TABLE streams (
 CREATE INDEX streams_by_last_seen ON streams (last_seen_at DESC, pk DESC);
 CREATE INDEX streams_by_seed_hash ON streams (lower(server_seed_hashed));
 
--- Identity ids are monotonic and never reused; every write transaction holds one advisory lock,
--- so ids also commit in order and SSE resume by id is safe across instances.
+-- Identity ids are monotonic and never reused. They commit out of order across transactions:
+-- readers show bets only up to the bet-id horizon (store/postgres/horizon.rs).
 CREATE TABLE bets (
     id                  BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     stream_pk           BIGINT           NOT NULL REFERENCES streams (pk) ON DELETE CASCADE,

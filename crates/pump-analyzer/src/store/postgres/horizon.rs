@@ -15,7 +15,10 @@
 //! 3. Once none of the listed transactions is still running, every bet id ≤ `L` is final.
 //!
 //! Step 3 waits for at most the ingest transactions already running (a few milliseconds);
-//! transactions that start later draw ids above `L` and are not waited for.
+//! transactions that start later draw ids above `L` and are not waited for. Transactions of
+//! anything else (a `psql` session left open, another database) are never waited for. The list
+//! comes from `pg_stat_activity`, which shows every session's transaction id to sessions of the
+//! same role: instances sharing a database connect as one role (or one with `pg_read_all_stats`).
 
 use std::time::Duration;
 
