@@ -38,13 +38,15 @@ done
 # Lock waits during the run: every 50 ms, the sessions of this database waiting for a lock
 # (pg_stat_activity.wait_event_type = 'Lock': row locks, advisory locks, and the like).
 ( while kill -0 "${GEN[0]}" 2>/dev/null; do
-    echo "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock') FROM pg_stat_activity WHERE datname = current_database();"
+    echo "SELECT count(*), string_agg(DISTINCT wait_event, ',') FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock';"
     sleep 0.05
   done ) | psql "$URL" -At > "/tmp/pump-bench-$$-locks.txt" &
 SAMPLER=$!
 wait "${GEN[@]}"
 wait "$SAMPLER" || true
-awk '{ n++; if ($1 > 0) w++; if ($1 > m) m = $1 } END { printf "lock_waits: %d of %d samples saw a session waiting for a lock (at most %d at once)\n", w, n, m }' \
+awk -F'|' '{ n++; if ($1 > 0) { w++; kinds[$2] = 1 } if ($1 > m) m = $1 }
+  END { k = ""; for (x in kinds) k = k " " x
+        printf "lock_waits: %d of %d samples saw a session waiting for a lock (at most %d at once)%s\n", w, n, m, (k == "" ? "" : "; on:" k) }' \
   "/tmp/pump-bench-$$-locks.txt"
 rm -f "/tmp/pump-bench-$$-locks.txt"
 for i in $(seq 1 "$INSTANCES"); do echo "-- instance $i"; cat "/tmp/pump-bench-$$-$i.txt"; rm -f "/tmp/pump-bench-$$-$i.txt"; done
