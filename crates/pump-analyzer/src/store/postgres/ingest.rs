@@ -1,6 +1,6 @@
-//! The ingest writer of the PostgreSQL backend: one task per instance groups the requests that
-//! arrive together into one transaction, with multi-row statements and the stream rows locked
-//! in a fixed order.
+//! The ingest writer of the PostgreSQL backend: a task per instance groups the requests that
+//! arrive together into one transaction of two round trips, with multi-row statements and the
+//! group's stream rows locked in key order (the only locks it takes; see `mod.rs`).
 
 use std::collections::HashMap;
 
@@ -244,8 +244,8 @@ async fn begin_with_streams(
 }
 
 /// Stores the messages of one group with a fixed number of statements whatever its size (each
-/// kind of row is inserted from arrays with `unnest`), and answers one outcome per message, in
-/// order, plus the live events to send with the COMMIT.
+/// kind of row is inserted from arrays with `unnest`), commits, and answers one outcome per
+/// message, in order.
 async fn ingest_batch(
     tx: &deadpool_postgres::Object,
     messages: &[&Message],
@@ -420,10 +420,10 @@ async fn ingest_batch(
     Ok(outcomes)
 }
 
-/// Writes the group's per-stream counters and multiplier rows, trims rounds beyond the retention
-/// and sends the notifications, all in one statement, and commits in the same round trip. Any
-/// failure fails the statement and the transaction is not committed (PostgreSQL answers COMMIT
-/// of an aborted transaction with a rollback).
+/// Writes the group's per-stream counters and multiplier rows and trims rounds beyond the
+/// retention in one statement, commits, and sends the notes, all in one round trip. Any failure
+/// fails the statement and the transaction is not committed (PostgreSQL answers COMMIT of an
+/// aborted transaction with a rollback).
 async fn apply_deltas_and_commit(
     tx: &deadpool_postgres::Object,
     xid: &str,
