@@ -5,7 +5,8 @@
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::ingest::message::{FieldError, describe};
 use crate::store::StoreError;
@@ -52,12 +53,41 @@ impl AppError {
     }
 }
 
-fn body(code: &str, message: &str, field: Option<&str>, extra: Option<Value>) -> Value {
-    let mut error = json!({ "code": code, "message": message, "field": field });
-    if let Some(extra) = extra {
-        error["errors"] = extra;
-    }
-    json!({ "error": error, "detail": message })
+/// Every error answer of the API (SPEC §8).
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody<'a> {
+    pub error: ErrorDetail<'a>,
+    /// The message again, where FastAPI-style clients look for it.
+    pub detail: &'a str,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// A stable code: `VALIDATION_ERROR`, `NOT_FOUND`, `RATE_LIMITED`, …
+    pub code: &'a str,
+    pub message: &'a str,
+    /// The first offending field, when one is to blame.
+    #[schema(required = true)]
+    pub field: Option<&'a str>,
+    /// Every offending field (422 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldProblem<'a>>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FieldProblem<'a> {
+    pub field: &'a str,
+    pub message: &'a str,
+}
+
+fn body<'a>(
+    code: &'a str,
+    message: &'a str,
+    field: Option<&'a str>,
+    errors: Option<Vec<FieldProblem<'a>>>,
+) -> ErrorBody<'a> {
+    ErrorBody { error: ErrorDetail { code, message, field, errors }, detail: message }
 }
 
 impl IntoResponse for AppError {
@@ -81,9 +111,10 @@ impl IntoResponse for AppError {
             AppError::MisdirectedHost(m) => (StatusCode::MISDIRECTED_REQUEST, body("HOST_NOT_ALLOWED", m, None, None)),
             AppError::Validation(errors) => {
                 let message = describe(errors);
-                let list: Vec<Value> = errors.iter().map(|e| json!({"field": e.field, "message": e.message})).collect();
+                let list = errors.iter().map(|e| FieldProblem { field: e.field, message: &e.message }).collect();
                 let first = errors.first().map(|e| e.field);
-                (StatusCode::UNPROCESSABLE_ENTITY, body("VALIDATION_ERROR", &message, first, Some(Value::Array(list))))
+                let answer = body("VALIDATION_ERROR", &message, first, Some(list));
+                return (StatusCode::UNPROCESSABLE_ENTITY, Json(answer)).into_response();
             }
             AppError::RateLimited(m) => (StatusCode::TOO_MANY_REQUESTS, body("RATE_LIMITED", m, None, None)),
             AppError::Unavailable(m) => {

@@ -11,25 +11,25 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::get;
 use futures_util::Stream;
 use http::HeaderMap;
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
-use super::error::{AppError, Result};
+use super::error::{AppError, ErrorBody, Result};
 use super::query::{Params, PathId};
 use super::streams::resolve;
 use crate::store::StreamKey;
 use crate::store::hub::LiveEvent;
 use crate::store::model::BetRecord;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/live/events", get(all_streams)).route("/live/streams/{id}/events", get(one_stream))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(all_streams)).routes(routes!(one_stream))
 }
 
 /// Keep-alive comment interval (SPEC: at least every 15 s).
@@ -57,6 +57,17 @@ fn resume_from(headers: &HeaderMap, params: &Params) -> Result<Option<i64>> {
     params.opt_int("last_event_id", 0, i64::MAX)
 }
 
+#[utoipa::path(get, path = "/live/streams/{id}/events", summary = "Server-Sent Events of one stream",
+    description = "Events `bet` (a BetRecord, its id the SSE id), `round`, `stream_deleted`, `seed_revealed`; \
+        a reconnect with Last-Event-ID resumes with no gap and no duplicate.",
+    params(("id" = String, Path, description = "the stream's UUID"),
+           ("Last-Event-ID" = Option<i64>, Header, description = "resume after this bet id"),
+           ("last_event_id" = Option<i64>, Query, minimum = 0, description = "the same, for a first EventSource connection")),
+    responses((status = 200, description = "An endless event stream", body = String, content_type = "text/event-stream"),
+              (status = 400, description = "Last-Event-ID is not a bet id", body = ErrorBody),
+              (status = 404, description = "No such stream", body = ErrorBody),
+              (status = 422, description = "A parameter is invalid", body = ErrorBody),
+              (status = 503, description = "SSE_MAX_CLIENTS are connected", body = ErrorBody)))]
 async fn one_stream(
     State(state): State<AppState>,
     PathId(raw): PathId,
@@ -68,6 +79,15 @@ async fn one_stream(
     open(state, Some(key), resume, true).await
 }
 
+#[utoipa::path(get, path = "/live/events", summary = "Server-Sent Events of every stream",
+    description = "Every stream's `bet` events; with rounds=1 their `round` events too.",
+    params(("Last-Event-ID" = Option<i64>, Header, description = "resume after this bet id"),
+           ("last_event_id" = Option<i64>, Query, minimum = 0, description = "the same, for a first EventSource connection"),
+           ("rounds" = Option<i64>, Query, description = "1: every stream's round events too")),
+    responses((status = 200, description = "An endless event stream", body = String, content_type = "text/event-stream"),
+              (status = 400, description = "Last-Event-ID is not a bet id", body = ErrorBody),
+              (status = 422, description = "A parameter is invalid", body = ErrorBody),
+              (status = 503, description = "SSE_MAX_CLIENTS are connected", body = ErrorBody)))]
 async fn all_streams(
     State(state): State<AppState>,
     headers: HeaderMap,

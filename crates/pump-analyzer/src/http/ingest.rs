@@ -6,21 +6,23 @@ use std::time::Instant;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router, middleware};
+use axum::{Json, middleware};
 use serde::Serialize;
 use serde_json::value::RawValue;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::AppState;
-use super::error::{AppError, Result};
+use super::error::{AppError, ErrorBody, Result};
 use super::extract::JsonBody;
 use crate::http::ingest_guard;
 use crate::ingest::message::{Body, Message, RawBody, describe, parse_message, split_body};
 use crate::metrics::{IngestTag, Metrics};
 
-pub fn router(state: AppState) -> Router<AppState> {
-    Router::new().route("/live/ingest", post(ingest)).route_layer(middleware::from_fn_with_state(state, measure))
+pub fn router(state: AppState) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(ingest)).route_layer(middleware::from_fn_with_state(state, measure))
 }
 
 /// Counts every ingest request by outcome and times it, guard refusals included: the guard runs
@@ -46,33 +48,82 @@ fn tagged(body: impl Serialize, tag: &'static str) -> Response {
 }
 
 /// The answer for one stored (or already stored) message.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Stored<'a> {
+    /// The item's position in a batch.
     #[serde(skip_serializing_if = "Option::is_none")]
     index: Option<usize>,
+    #[schema(value_type = Uuid)]
     stream_id: &'a RawValue,
+    /// `false`: already stored (a duplicate), nothing changed.
     accepted: bool,
+    /// Present (true) for a heartbeat.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     heartbeat: bool,
 }
 
 /// One entry of a batch answer.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 enum Entry<'a> {
     Stored(Stored<'a>),
-    Refused { index: usize, error: String, fields: Vec<&'static str> },
+    /// The item was refused; the rest of the batch was not.
+    Refused {
+        index: usize,
+        error: String,
+        fields: Vec<&'static str>,
+    },
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct BatchAnswer<'a> {
+    /// One entry per item, in order.
     results: Vec<Option<Entry<'a>>>,
     accepted: usize,
     duplicates: usize,
     rejected: usize,
 }
 
+/// The answer to one message, or to a batch.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[schema(as = IngestResult)]
+enum Answer<'a> {
+    One(Stored<'a>),
+    Batch(BatchAnswer<'a>),
+}
+
+#[utoipa::path(post, path = "/live/ingest", summary = "Ingest one bet or heartbeat, or a batch",
+    request_body = crate::ingest::wire::IngestBody,
+    security(("ingestToken" = []), ()),
+    responses(
+        (status = 200, description = "Stored; a batch answers item by item", body = Answer, headers(
+            ("X-RateLimit-Limit" = i64, description = "requests allowed per rolling minute"),
+            ("X-RateLimit-Remaining" = i64, description = "requests left in the window"),
+            ("X-RateLimit-Reset" = i64, description = "Unix time when the next request is allowed"),
+            ("RateLimit-Policy" = String, description = "IETF draft policy"),
+            ("RateLimit" = String, description = "IETF draft state"))),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "The ingest token is missing or wrong", body = ErrorBody),
+        (status = 403, description = "A browser on another site sent it", body = ErrorBody),
+        (status = 408, description = "The body stopped arriving", body = ErrorBody),
+        (status = 413, description = "The body is over the size limit", body = ErrorBody),
+        (status = 422, description = "The message breaks a rule: every offending field is named", body = ErrorBody, headers(
+            ("X-RateLimit-Limit" = i64, description = "requests allowed per rolling minute"),
+            ("X-RateLimit-Remaining" = i64, description = "requests left in the window"),
+            ("X-RateLimit-Reset" = i64, description = "Unix time when the next request is allowed"),
+            ("RateLimit-Policy" = String, description = "IETF draft policy"),
+            ("RateLimit" = String, description = "IETF draft state"))),
+        (status = 429, description = "Over the rate limit", body = ErrorBody, headers(
+            ("X-RateLimit-Limit" = i64, description = "requests allowed per rolling minute"),
+            ("X-RateLimit-Remaining" = i64, description = "requests left in the window"),
+            ("X-RateLimit-Reset" = i64, description = "Unix time when the next request is allowed"),
+            ("RateLimit-Policy" = String, description = "IETF draft policy"),
+            ("RateLimit" = String, description = "IETF draft state"),
+            ("Retry-After" = i64, description = "whole seconds until the next request is allowed (≥ 1)"))),
+        (status = 503, description = "The database or the shared rate limiter is unavailable", body = ErrorBody),
+    ))]
 async fn ingest(State(state): State<AppState>, JsonBody(body): JsonBody<RawBody>) -> Result<Response> {
     match split_body(body).map_err(|e| AppError::Validation(vec![e]))? {
         Body::Single(item) => {
@@ -82,7 +133,8 @@ async fn ingest(State(state): State<AppState>, JsonBody(body): JsonBody<RawBody>
             let outcome = outcome.ok_or_else(|| AppError::Internal("ingest returned no outcome".into()))?;
             let tag = if outcome.accepted { "accepted" } else { "duplicate" };
             let stream_id = quoted(outcome.stream_id);
-            Ok(tagged(Stored { index: None, stream_id: &stream_id, accepted: outcome.accepted, heartbeat }, tag))
+            let stored = Stored { index: None, stream_id: &stream_id, accepted: outcome.accepted, heartbeat };
+            Ok(tagged(Answer::One(stored), tag))
         }
         Body::Batch(items) => {
             let count = items.len();
@@ -130,7 +182,7 @@ async fn ingest(State(state): State<AppState>, JsonBody(body): JsonBody<RawBody>
             } else {
                 "rejected"
             };
-            Ok(tagged(BatchAnswer { results, accepted, duplicates, rejected }, tag))
+            Ok(tagged(Answer::Batch(BatchAnswer { results, accepted, duplicates, rejected }), tag))
         }
     }
 }

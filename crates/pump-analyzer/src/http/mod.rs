@@ -120,7 +120,8 @@ pub fn router(state: AppState) -> Router {
         // Sessions, then pages: the session layer hands each request it lets through to
         // `pages::layer` itself (one `from_fn` hop fewer per request).
         .layer(middleware::from_fn_with_state(state.clone(), crate::http::session_layer::layer));
-    Router::new()
+    // Routes registered through `routes!` bring their OpenAPI documentation with them.
+    let (routes, document) = utoipa_axum::router::OpenApiRouter::with_openapi(openapi::base())
         .merge(health::router())
         .merge(ingest::router(state.clone()))
         .merge(verify::router())
@@ -132,10 +133,8 @@ pub fn router(state: AppState) -> Router {
         .merge(simulations::router())
         .merge(session::router())
         .merge(pages::router())
-        .merge(openapi::router())
-        .fallback(not_found)
-        .layer(layers)
-        .with_state(state)
+        .split_for_parts();
+    routes.merge(openapi::router(document)).fallback(not_found).layer(layers).with_state(state)
 }
 
 /// What every request goes through first: its client IP is decided, a foreign `Host` is

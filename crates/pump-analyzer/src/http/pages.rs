@@ -3,7 +3,6 @@
 //! Pages share paths with the JSON API (`/runs`, `/runs/{id}`, `/verify`): a browser navigating
 //! (`Accept: text/html`) gets the page, which then calls the same path for JSON.
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::middleware::Next;
@@ -11,6 +10,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::{HeaderValue, StatusCode, header};
 use rust_embed::RustEmbed;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::query::PathId;
@@ -24,27 +27,47 @@ struct Static;
 #[folder = "assets/pages/"]
 struct Pages;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        // Files and pages are not part of the JSON API.
         .route("/static/{*path}", get(static_file))
         .route("/", get(|| async { page("index.html") }))
-        .route("/api/config", get(config))
+        .routes(routes!(config))
 }
 
 /// What the dashboard needs to explain the setup (never the token itself).
-async fn config(axum::extract::State(state): axum::extract::State<AppState>) -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({
-        "status": "success",
-        "ingest_path": "/live/ingest",
-        "token_required": state.tokens.required(),
-        "rate_limit_per_minute": state.settings.ingest_rate_limit,
-        // The tier list, one source for every page that colours or counts by tier.
-        "tiers": super::streams::DEFAULT_TIERS,
-        "password_required": state.login.is_some(),
-        "session_timeout_seconds": state.settings.session_timeout,
-        "engine_version": pump_engine::ENGINE_VERSION,
-        "version": env!("CARGO_PKG_VERSION"),
-    }))
+#[derive(Serialize, ToSchema)]
+struct Config {
+    /// Always `success`.
+    status: &'static str,
+    /// Where Antebot posts bets.
+    ingest_path: &'static str,
+    /// An INGEST_TOKEN is set: the bot must send it as X-Ingest-Token.
+    token_required: bool,
+    /// Ingest requests per minute per client (0: no limit).
+    rate_limit_per_minute: u32,
+    /// The tier list, one source for every page that colours or counts by tier.
+    tiers: [f64; 5],
+    password_required: bool,
+    session_timeout_seconds: u64,
+    engine_version: &'static str,
+    version: &'static str,
+}
+
+#[utoipa::path(get, path = "/api/config", summary = "What the dashboard needs to explain the setup",
+    responses((status = 200, body = Config)))]
+async fn config(axum::extract::State(state): axum::extract::State<AppState>) -> axum::Json<Config> {
+    axum::Json(Config {
+        status: "success",
+        ingest_path: "/live/ingest",
+        token_required: state.tokens.required(),
+        rate_limit_per_minute: state.settings.ingest_rate_limit,
+        tiers: super::streams::DEFAULT_TIERS,
+        password_required: state.login.is_some(),
+        session_timeout_seconds: state.settings.session_timeout,
+        engine_version: pump_engine::ENGINE_VERSION,
+        version: env!("CARGO_PKG_VERSION"),
+    })
 }
 
 /// Pages only load scripts and styles from this origin; nothing may frame them.

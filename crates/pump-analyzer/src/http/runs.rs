@@ -11,40 +11,44 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use http::{StatusCode, header};
 use pump_engine::scan::{RangeSummary, ScanControl, ScanError, ScanRequest};
 use pump_engine::tables::cents;
 use pump_engine::{Difficulty, RoundDeriver};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::AppState;
 use super::csv;
-use super::error::{AppError, Result};
+use super::error::{AppError, ErrorBody, Result};
 use super::extract::JsonBody;
 use super::query::{Params, PathId};
 use super::seeds::seed_hash;
+use super::session_layer::Refusal;
 use super::streams::parse_id;
 use crate::ingest::message::FieldError;
-use crate::store::model::{Run, RunHit};
+use crate::store::model::{Run, RunHit, RunSummary};
 use crate::store::{NewRun, RunQuery};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/runs", get(list).post(create))
-        .route("/runs/active", get(active))
-        .route("/runs/{id}", get(show).delete(delete))
-        .route("/runs/{id}/progress", get(progress))
-        .route("/runs/{id}/cancel", post(cancel))
-        .route("/runs/{id}/hits", get(hits))
-        .route("/runs/{id}/export/hits.csv", get(export_hits))
-        .route("/runs/{id}/export/full.csv", get(export_full))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(active))
+        .routes(routes!(show, delete))
+        .routes(routes!(progress))
+        .routes(routes!(cancel))
+        .routes(routes!(hits))
+        .routes(routes!(export_hits))
+        .routes(routes!(export_full))
 }
 
 /// Scans running at once (each already uses every core).
@@ -67,22 +71,50 @@ pub struct ActiveRun {
     pub difficulty: Difficulty,
 }
 
+/// How far a run has come.
+#[derive(Serialize, ToSchema)]
+pub struct RunProgress {
+    id: Uuid,
+    /// `queued`, `running`, `cancelling` or `finished`.
+    status: &'static str,
+    /// Nonces scanned.
+    done: u64,
+    total: u64,
+    /// `done / total`, 0 to 1.
+    progress: f64,
+    elapsed_ms: u64,
+    /// The fields below: while the scan is in progress.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonces_per_second: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_seed: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    difficulty: Option<Difficulty>,
+}
+
 impl ActiveRun {
-    fn report(&self) -> Value {
+    fn report(&self) -> RunProgress {
         let done = self.control.done().min(self.total);
         let elapsed = self.started.elapsed().as_secs_f64();
         let queued = self.queued.load(std::sync::atomic::Ordering::Relaxed);
-        json!({
-            "id": self.id,
-            "status": if self.control.is_cancelled() { "cancelling" } else if queued { "queued" } else { "running" },
-            "done": done,
-            "total": self.total,
-            "progress": if self.total == 0 { 1.0 } else { done as f64 / self.total as f64 },
-            "elapsed_ms": (elapsed * 1000.0) as u64,
-            "nonces_per_second": if elapsed > 0.0 { (done as f64 / elapsed) as u64 } else { 0 },
-            "client_seed": self.client_seed,
-            "difficulty": self.difficulty.as_str(),
-        })
+        RunProgress {
+            id: self.id,
+            status: if self.control.is_cancelled() {
+                "cancelling"
+            } else if queued {
+                "queued"
+            } else {
+                "running"
+            },
+            done,
+            total: self.total,
+            progress: if self.total == 0 { 1.0 } else { done as f64 / self.total as f64 },
+            elapsed_ms: (elapsed * 1000.0) as u64,
+            nonces_per_second: Some(if elapsed > 0.0 { (done as f64 / elapsed) as u64 } else { 0 }),
+            client_seed: Some(self.client_seed.clone()),
+            difficulty: Some(self.difficulty),
+        }
     }
 }
 
@@ -275,23 +307,91 @@ fn target_key(t: f64) -> String {
 
 /// SPEC §4.5 summary: the whole scanned range (count, maximum, median and the first nonces at
 /// the maximum, whatever the targets) and the hits per target.
-fn summarize(hits: &[RunHit], range: &RangeSummary, targets: &[f64]) -> Value {
-    let mut counts = Map::new();
+fn summarize(hits: &[RunHit], range: &RangeSummary, targets: &[f64]) -> Result<Value> {
+    let mut counts_by_target = Map::new();
     for &t in targets {
         let n = hits.iter().filter(|h| cents(h.max_multiplier) == cents(t)).count();
-        counts.insert(target_key(t), json!(n));
+        counts_by_target.insert(target_key(t), Value::from(n));
     }
-    let top: Vec<RunHit> = range.top.iter().map(RunHit::from).collect();
-    json!({
-        "count": range.count(),
-        "max_multiplier": range.max_multiplier(),
-        "median_multiplier": range.median_multiplier(),
-        "counts_by_target": counts,
-        "top_max": top,
-    })
+    let summary = RunSummary {
+        count: range.count(),
+        max_multiplier: range.max_multiplier(),
+        median_multiplier: range.median_multiplier(),
+        counts_by_target,
+        top_max: range.top.iter().map(RunHit::from).collect(),
+    };
+    serde_json::to_value(summary).map_err(|e| AppError::Internal(format!("run summary: {e}")))
 }
 
-async fn create(State(state): State<AppState>, JsonBody(body): JsonBody) -> Result<(StatusCode, Json<Value>)> {
+/// The body of `POST /runs`.
+#[derive(ToSchema)]
+#[expect(dead_code, reason = "documents the body; `parse_spec` reads it to name every problem")]
+struct RunRequest {
+    /// Choose the run's id to follow its progress while `POST /runs` is still answering.
+    id: Option<Uuid>,
+    #[schema(min_length = 1, max_length = 256)]
+    server_seed: String,
+    #[schema(min_length = 1, max_length = 256)]
+    client_seed: String,
+    /// First nonce (≥ 1).
+    #[schema(minimum = 1)]
+    start: i64,
+    /// Last nonce (≥ start); at most MAX_NONCES in the range.
+    #[schema(minimum = 1)]
+    end: i64,
+    #[schema(schema_with = crate::store::model::difficulty_schema)]
+    difficulty: Difficulty,
+    /// Multipliers to keep hits of (1 to 64 of them, each ≥ 1).
+    #[schema(min_items = 1, max_items = 64)]
+    targets: Vec<f64>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct RunList {
+    runs: Vec<Run>,
+    total: i64,
+    limit: i64,
+    offset: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ActiveRuns {
+    runs: Vec<RunProgress>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct RunCancelled {
+    id: Uuid,
+    cancelled: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+struct RunDeleted {
+    deleted: bool,
+    run_id: Uuid,
+    /// Present when the run was still scanning: it was cancelled instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cancelled: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct HitPage {
+    hits: Vec<RunHit>,
+    total: i64,
+    limit: i64,
+    offset: i64,
+    run_id: Uuid,
+}
+
+#[utoipa::path(post, path = "/runs", summary = "Scan a nonce range; answers when the scan is done",
+    request_body = RunRequest,
+    responses((status = 201, body = Run), (status = 400, description = "The body is not JSON", body = ErrorBody),
+              (status = 401, description = "A session is required", body = Refusal),
+              (status = 403, description = "The CSRF token is missing or wrong", body = Refusal),
+              (status = 409, description = "The id is taken, or the run was cancelled", body = ErrorBody),
+              (status = 413, description = "The range is over MAX_NONCES", body = ErrorBody),
+              (status = 422, description = "A field is missing or invalid", body = ErrorBody)))]
+async fn create(State(state): State<AppState>, JsonBody(body): JsonBody) -> Result<(StatusCode, Json<Run>)> {
     let spec = parse_spec(&body)?;
     let total = spec.end - spec.start + 1;
     let max = state.settings.max_nonces;
@@ -360,7 +460,7 @@ async fn create(State(state): State<AppState>, JsonBody(body): JsonBody) -> Resu
         nonce_start: start as i64,
         nonce_end: end as i64,
         difficulty,
-        summary: summarize(&hits, &range, &spec.targets),
+        summary: summarize(&hits, &range, &spec.targets)?,
         targets: spec.targets,
         duration_ms,
         engine_version: pump_engine::ENGINE_VERSION.to_string(),
@@ -368,10 +468,16 @@ async fn create(State(state): State<AppState>, JsonBody(body): JsonBody) -> Resu
     state.store.insert_run(NewRun { run: stored.clone(), created_at, hits }).await?;
     drop(registration);
     tracing::info!(run = %id, nonces = total, duration_ms, "run stored");
-    Ok((StatusCode::CREATED, Json(serde_json::to_value(stored).map_err(|e| AppError::Internal(e.to_string()))?)))
+    Ok((StatusCode::CREATED, Json(stored)))
 }
 
-async fn list(State(state): State<AppState>, params: Params) -> Result<Json<Value>> {
+#[utoipa::path(get, path = "/runs", operation_id = "list_runs", summary = "Stored runs, newest first",
+    params(("limit" = Option<i64>, Query, minimum = 1, maximum = 100), ("offset" = Option<i64>, Query, minimum = 0),
+           ("search" = Option<String>, Query, description = "part of the client seed or the server seed's hash"),
+           ("difficulty" = Option<String>, Query)),
+    responses((status = 200, body = RunList), (status = 400, description = "A parameter cannot be read", body = ErrorBody),
+              (status = 422, description = "A parameter is invalid", body = ErrorBody)))]
+async fn list(State(state): State<AppState>, params: Params) -> Result<Json<RunList>> {
     let query = RunQuery {
         limit: params.int("limit", 50, 1, 100)?,
         offset: params.int("offset", 0, 0, i64::MAX)?,
@@ -379,13 +485,13 @@ async fn list(State(state): State<AppState>, params: Params) -> Result<Json<Valu
         difficulty: params.difficulty("difficulty")?,
     };
     let (runs, total) = state.store.list_runs(query.clone()).await?;
-    Ok(Json(json!({ "runs": runs, "total": total, "limit": query.limit, "offset": query.offset })))
+    Ok(Json(RunList { runs, total, limit: query.limit, offset: query.offset }))
 }
 
-async fn active(State(state): State<AppState>) -> Json<Value> {
-    let runs: Vec<Value> =
-        state.runs.active.lock().unwrap_or_else(|e| e.into_inner()).values().map(|r| r.report()).collect();
-    Json(json!({ "runs": runs }))
+#[utoipa::path(get, path = "/runs/active", summary = "Scans in progress", responses((status = 200, body = ActiveRuns)))]
+async fn active(State(state): State<AppState>) -> Json<ActiveRuns> {
+    let runs = state.runs.active.lock().unwrap_or_else(|e| e.into_inner()).values().map(|r| r.report()).collect();
+    Json(ActiveRuns { runs })
 }
 
 async fn load(state: &AppState, raw: &str) -> Result<Run> {
@@ -393,30 +499,52 @@ async fn load(state: &AppState, raw: &str) -> Result<Run> {
     state.store.run(id).await?.ok_or_else(|| AppError::NotFound(format!("Run {id} not found")))
 }
 
-async fn show(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<Value>> {
-    let run = load(&state, &raw).await?;
-    Ok(Json(serde_json::to_value(run).map_err(|e| AppError::Internal(e.to_string()))?))
+#[utoipa::path(get, path = "/runs/{id}", summary = "One run",
+    params(("id" = String, Path, description = "the run's UUID")),
+    responses((status = 200, body = Run), (status = 404, description = "No such run", body = ErrorBody),
+              (status = 422, description = "The id is not a UUID", body = ErrorBody)))]
+async fn show(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<Run>> {
+    Ok(Json(load(&state, &raw).await?))
 }
 
-async fn progress(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<Value>> {
+#[utoipa::path(get, path = "/runs/{id}/progress", summary = "Progress of a run",
+    params(("id" = String, Path, description = "the run's UUID")),
+    responses((status = 200, body = RunProgress), (status = 404, description = "No such run", body = ErrorBody),
+              (status = 422, description = "The id is not a UUID", body = ErrorBody)))]
+async fn progress(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<RunProgress>> {
     let id = parse_id(&raw, "run")?;
     if let Some(run) = state.runs.get(id) {
         return Ok(Json(run.report()));
     }
     let run = state.store.run(id).await?.ok_or_else(|| AppError::NotFound(format!("Run {id} not found")))?;
-    let total = run.nonce_end - run.nonce_start + 1;
-    Ok(Json(json!({
-        "id": id, "status": "finished", "done": total, "total": total, "progress": 1.0,
-        "elapsed_ms": run.duration_ms,
-    })))
+    let total = (run.nonce_end - run.nonce_start + 1) as u64;
+    Ok(Json(RunProgress {
+        id,
+        status: "finished",
+        done: total,
+        total,
+        progress: 1.0,
+        elapsed_ms: run.duration_ms as u64,
+        nonces_per_second: None,
+        client_seed: None,
+        difficulty: None,
+    }))
 }
 
-async fn cancel(State(state): State<AppState>, PathId(raw): PathId) -> Result<(StatusCode, Json<Value>)> {
+#[utoipa::path(post, path = "/runs/{id}/cancel", summary = "Cancel a scan in progress",
+    params(("id" = String, Path, description = "the run's UUID")),
+    responses((status = 202, body = RunCancelled),
+              (status = 401, description = "A session is required", body = Refusal),
+              (status = 403, description = "The CSRF token is missing or wrong", body = Refusal),
+              (status = 404, description = "No such run", body = ErrorBody),
+              (status = 409, description = "The run has finished already", body = ErrorBody),
+              (status = 422, description = "The id is not a UUID", body = ErrorBody)))]
+async fn cancel(State(state): State<AppState>, PathId(raw): PathId) -> Result<(StatusCode, Json<RunCancelled>)> {
     let id = parse_id(&raw, "run")?;
     match state.runs.get(id) {
         Some(run) => {
             run.control.cancel();
-            Ok((StatusCode::ACCEPTED, Json(json!({ "id": id, "cancelled": true }))))
+            Ok((StatusCode::ACCEPTED, Json(RunCancelled { id, cancelled: true })))
         }
         None if state.store.run(id).await?.is_some() => {
             Err(AppError::Conflict(format!("Run {id} has already finished; delete it instead")))
@@ -425,19 +553,32 @@ async fn cancel(State(state): State<AppState>, PathId(raw): PathId) -> Result<(S
     }
 }
 
-async fn delete(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<Value>> {
+#[utoipa::path(delete, path = "/runs/{id}", operation_id = "delete_run", summary = "Delete a run (or cancel one in progress)",
+    params(("id" = String, Path, description = "the run's UUID")),
+    responses((status = 200, body = RunDeleted),
+              (status = 401, description = "A session is required", body = Refusal),
+              (status = 403, description = "The CSRF token is missing or wrong", body = Refusal),
+              (status = 404, description = "No such run", body = ErrorBody),
+              (status = 422, description = "The id is not a UUID", body = ErrorBody)))]
+async fn delete(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<RunDeleted>> {
     let id = parse_id(&raw, "run")?;
     if let Some(run) = state.runs.get(id) {
         run.control.cancel();
-        return Ok(Json(json!({ "deleted": true, "run_id": id, "cancelled": true })));
+        return Ok(Json(RunDeleted { deleted: true, run_id: id, cancelled: Some(true) }));
     }
     if !state.store.delete_run(id).await? {
         return Err(AppError::NotFound(format!("Run {id} not found")));
     }
-    Ok(Json(json!({ "deleted": true, "run_id": id })))
+    Ok(Json(RunDeleted { deleted: true, run_id: id, cancelled: None }))
 }
 
-async fn hits(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<Value>> {
+#[utoipa::path(get, path = "/runs/{id}/hits", summary = "A page of a run's hits, nonce ascending",
+    params(("id" = String, Path, description = "the run's UUID"), ("min_multiplier" = Option<f64>, Query),
+           ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000), ("offset" = Option<i64>, Query, minimum = 0)),
+    responses((status = 200, body = HitPage), (status = 400, description = "A parameter cannot be read", body = ErrorBody),
+              (status = 404, description = "No such run", body = ErrorBody),
+              (status = 422, description = "A parameter is invalid", body = ErrorBody)))]
+async fn hits(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<HitPage>> {
     let id = parse_id(&raw, "run")?;
     let min = params.opt_number("min_multiplier", 0.0)?;
     let limit = params.int("limit", 100, 1, 1000)?;
@@ -447,7 +588,7 @@ async fn hits(State(state): State<AppState>, PathId(raw): PathId, params: Params
         .run_hits(id, min, limit, None, offset)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("Run {id} not found")))?;
-    Ok(Json(json!({ "hits": hits, "total": total, "limit": limit, "offset": offset, "run_id": id })))
+    Ok(Json(HitPage { hits, total, limit, offset, run_id: id }))
 }
 
 fn csv_response(file: String, body: Body) -> Response {
@@ -464,6 +605,11 @@ fn csv_response(file: String, body: Body) -> Response {
 
 pub const HITS_HEADER: &str = "nonce,max_pumps,max_multiplier,pop_point\n";
 
+#[utoipa::path(get, path = "/runs/{id}/export/hits.csv", summary = "A run's hits as CSV",
+    params(("id" = String, Path, description = "the run's UUID")),
+    responses((status = 200, description = "CSV, nonce ascending", body = String, content_type = "text/csv"),
+              (status = 404, description = "No such run", body = ErrorBody),
+              (status = 422, description = "The id is not a UUID", body = ErrorBody)))]
 async fn export_hits(State(state): State<AppState>, PathId(raw): PathId) -> Result<Response> {
     let run = load(&state, &raw).await?;
     let id = run.id;
@@ -487,6 +633,11 @@ async fn export_hits(State(state): State<AppState>, PathId(raw): PathId) -> Resu
 }
 
 /// Every nonce of the run's range, recomputed chunk by chunk on the blocking pool and streamed.
+#[utoipa::path(get, path = "/runs/{id}/export/full.csv", summary = "Every nonce of a run's range, recomputed, as CSV",
+    params(("id" = String, Path, description = "the run's UUID")),
+    responses((status = 200, description = "CSV, one row per nonce", body = String, content_type = "text/csv"),
+              (status = 404, description = "No such run", body = ErrorBody),
+              (status = 422, description = "The id is not a UUID", body = ErrorBody)))]
 async fn export_full(State(state): State<AppState>, PathId(raw): PathId) -> Result<Response> {
     let run = load(&state, &raw).await?;
     let difficulty: Difficulty = run.difficulty;

@@ -3,20 +3,62 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use http::StatusCode;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
 
 use super::AppState;
-use super::error::{AppError, Result};
+use super::error::{AppError, ErrorBody, Result};
 use super::extract::JsonBody;
+use super::session_layer::Refusal;
 use crate::live::verifier;
+use crate::store::model::{RevealedSeed, Verified};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/live/seeds", get(list).post(reveal))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, reveal))
+}
+
+/// The body of `POST /live/seeds`.
+#[derive(ToSchema)]
+#[expect(dead_code, reason = "documents the body; the handler reads it to name each problem exactly")]
+struct SeedReveal {
+    /// The revealed server seed, exactly as Stake shows it.
+    #[schema(min_length = 1, max_length = 256)]
+    server_seed: String,
+}
+
+/// A revealed seed and what its reveal verified.
+#[derive(Serialize, ToSchema)]
+pub struct SeedRevealed {
+    server_seed: String,
+    server_seed_hashed: String,
+    revealed_at: String,
+    /// `false` when the seed had been revealed before.
+    created: bool,
+    streams: Vec<LinkedStream>,
+}
+
+/// A stream the seed belongs to, with its verification so far.
+#[derive(Serialize, ToSchema)]
+struct LinkedStream {
+    id: Uuid,
+    client_seed: String,
+    total_bets: i64,
+    #[schema(required = true)]
+    verified: Option<Verified>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct SeedList {
+    seeds: Vec<RevealedSeed>,
+    total: usize,
 }
 
 /// Longest server seed accepted (Stake's are 64 hex characters).
@@ -30,7 +72,15 @@ pub fn seed_hash(seed: &str) -> String {
     hex::encode(Sha256::digest(seed.as_bytes()))
 }
 
-async fn reveal(State(state): State<AppState>, JsonBody(body): JsonBody) -> Result<(StatusCode, Json<Value>)> {
+#[utoipa::path(post, path = "/live/seeds", operation_id = "reveal_seed", summary = "Reveal a server seed and verify its streams",
+    request_body = SeedReveal,
+    responses((status = 200, description = "Revealed before", body = SeedRevealed),
+              (status = 201, description = "Revealed now", body = SeedRevealed),
+              (status = 400, description = "The body is not JSON", body = ErrorBody),
+              (status = 401, description = "A session is required", body = Refusal),
+              (status = 403, description = "The CSRF token is missing or wrong", body = Refusal),
+              (status = 422, description = "The seed is missing or invalid", body = ErrorBody)))]
+async fn reveal(State(state): State<AppState>, JsonBody(body): JsonBody) -> Result<(StatusCode, Json<SeedRevealed>)> {
     let seed = match body.get("server_seed") {
         _ if !body.is_object() => {
             return Err(AppError::validation(
@@ -56,7 +106,7 @@ async fn reveal(State(state): State<AppState>, JsonBody(body): JsonBody) -> Resu
 
 /// Stores `seed` as revealed, verifies the bets of every stream it belongs to (waiting a little
 /// for small ones) and answers with what was linked: `POST /live/seeds`, and a demo's reveal.
-pub async fn revealed(state: &AppState, seed: String) -> Result<(StatusCode, Json<Value>)> {
+pub async fn revealed(state: &AppState, seed: String) -> Result<(StatusCode, Json<SeedRevealed>)> {
     let hashed = seed_hash(&seed);
     let crate::store::model::Reveal { created, revealed_at, streams: linked } =
         state.store.reveal_seed(seed.clone(), hashed.clone()).await?;
@@ -79,28 +129,29 @@ pub async fn revealed(state: &AppState, seed: String) -> Result<(StatusCode, Jso
     let mut streams = Vec::with_capacity(linked.len());
     for stream in &linked {
         if let Some(detail) = state.store.stream_detail(stream.id).await? {
-            streams.push(json!({
-                "id": stream.id,
-                "client_seed": detail.summary.client_seed,
-                "total_bets": detail.summary.total_bets,
-                "verified": detail.summary.verified,
-            }));
+            streams.push(LinkedStream {
+                id: stream.id,
+                client_seed: detail.summary.client_seed,
+                total_bets: detail.summary.total_bets,
+                verified: detail.summary.verified,
+            });
         }
     }
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((
         status,
-        Json(json!({
-            "server_seed": seed,
-            "server_seed_hashed": hashed,
-            "revealed_at": crate::store::model::iso(revealed_at),
-            "created": created,
-            "streams": streams,
-        })),
+        Json(SeedRevealed {
+            server_seed: seed,
+            server_seed_hashed: hashed,
+            revealed_at: crate::store::model::iso(revealed_at),
+            created,
+            streams,
+        }),
     ))
 }
 
-async fn list(State(state): State<AppState>) -> Result<Json<Value>> {
+#[utoipa::path(get, path = "/live/seeds", operation_id = "list_seeds", summary = "Revealed seeds", responses((status = 200, body = SeedList)))]
+async fn list(State(state): State<AppState>) -> Result<Json<SeedList>> {
     let seeds = state.store.revealed_seeds().await?;
-    Ok(Json(json!({ "seeds": seeds, "total": seeds.len() })))
+    Ok(Json(SeedList { total: seeds.len(), seeds }))
 }

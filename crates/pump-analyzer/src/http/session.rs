@@ -6,27 +6,94 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::routing::get;
+use axum::{Extension, Json};
 use http::{StatusCode, header};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
-use crate::http::session_layer::{CurrentSession, refusal};
+use crate::http::session_layer::{CurrentSession, Refusal, refusal};
 use crate::security::client_ip::{ClientIp, ForwardedHttps};
 use crate::security::headers::write_rate_limit;
-use crate::session::csrf_matches;
+use crate::session::{SessionInfo, csrf_matches};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/session/info", get(info))
-        .route("/api/session/csrf-token", get(csrf_token))
-        .route("/api/session/extend", post(extend))
-        .route("/api/session/clear", post(clear))
-        .route("/api/session/validate-csrf", post(validate_csrf))
-        .route("/api/session/login", post(login))
-        .route("/api/session/logout", post(logout))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(info))
+        .routes(routes!(csrf_token))
+        .routes(routes!(extend))
+        .routes(routes!(clear))
+        .routes(routes!(validate_csrf))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        // The login page is HTML, not part of the JSON API.
         .route("/login", get(login_page))
+}
+
+/// Seed 004's `"status": "success"`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum Success {
+    Success,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = SessionInfo)]
+struct SessionAnswer {
+    status: Success,
+    session: SessionInfo,
+}
+
+#[derive(Serialize, ToSchema)]
+struct CsrfToken<'a> {
+    status: Success,
+    csrf_token: &'a str,
+}
+
+#[derive(Serialize, ToSchema)]
+struct SessionExtended {
+    status: Success,
+    message: &'static str,
+    session: SessionInfo,
+}
+
+#[derive(Serialize, ToSchema)]
+struct SessionMessage {
+    status: Success,
+    message: &'static str,
+}
+
+/// The body of `POST /api/session/validate-csrf`.
+#[derive(ToSchema)]
+#[expect(dead_code, reason = "documents the body; the handler reads it to name each problem exactly")]
+struct CsrfCheck {
+    csrf_token: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct CsrfValid {
+    status: Success,
+    valid: bool,
+}
+
+/// The body of `POST /api/session/login`.
+#[derive(ToSchema)]
+#[expect(dead_code, reason = "documents the body; `read_password` reads it")]
+struct Login {
+    password: String,
+}
+
+/// A login or logout: the session was replaced by a new one, with a new CSRF token.
+#[derive(Serialize, ToSchema)]
+struct LoggedIn<'a> {
+    status: Success,
+    message: &'static str,
+    csrf_token: &'a str,
+    session: SessionInfo,
 }
 
 fn now() -> i64 {
@@ -43,16 +110,23 @@ fn missing() -> Response {
     refusal(StatusCode::UNAUTHORIZED, "SESSION_EXPIRED", "No active session")
 }
 
+#[utoipa::path(get, path = "/api/session/info", summary = "Session status (not counted as activity)",
+    responses((status = 200, body = SessionAnswer), (status = 401, description = "The session has expired", body = Refusal)))]
 async fn info(State(state): State<AppState>, session: Option<Extension<CurrentSession>>) -> Response {
     let Some(Extension(CurrentSession(record))) = session else { return missing() };
-    Json(json!({ "status": "success", "session": state.sessions.info(&record, now()) })).into_response()
+    Json(SessionAnswer { status: Success::Success, session: state.sessions.info(&record, now()) }).into_response()
 }
 
+#[utoipa::path(get, path = "/api/session/csrf-token", summary = "The session's CSRF token",
+    responses((status = 200, body = CsrfToken), (status = 401, description = "The session has expired", body = Refusal)))]
 async fn csrf_token(session: Option<Extension<CurrentSession>>) -> Response {
     let Some(Extension(CurrentSession(record))) = session else { return missing() };
-    Json(json!({ "status": "success", "csrf_token": record.csrf_token })).into_response()
+    Json(CsrfToken { status: Success::Success, csrf_token: &record.csrf_token }).into_response()
 }
 
+#[utoipa::path(post, path = "/api/session/extend", summary = "Reset the idle timer",
+    responses((status = 200, body = SessionExtended), (status = 401, description = "The session has expired", body = Refusal),
+              (status = 403, description = "The CSRF token is missing or wrong", body = Refusal)))]
 async fn extend(State(state): State<AppState>, session: Option<Extension<CurrentSession>>) -> Response {
     let Some(Extension(CurrentSession(record))) = session else { return missing() };
     // The layer recorded this write as activity already; answer with the fresh state.
@@ -61,21 +135,24 @@ async fn extend(State(state): State<AppState>, session: Option<Extension<Current
         Ok(None) => return missing(),
         Err(e) => return super::error::AppError::from(e).into_response(),
     };
-    Json(json!({
-        "status": "success",
-        "message": "Session extended",
-        "session": state.sessions.info(&record, now()),
-    }))
+    Json(SessionExtended {
+        status: Success::Success,
+        message: "Session extended",
+        session: state.sessions.info(&record, now()),
+    })
     .into_response()
 }
 
+#[utoipa::path(post, path = "/api/session/clear", summary = "End the session",
+    responses((status = 200, body = SessionMessage), (status = 401, description = "The session has expired", body = Refusal),
+              (status = 403, description = "The CSRF token is missing or wrong", body = Refusal)))]
 async fn clear(State(state): State<AppState>, request: Request) -> Response {
     let over_https = https(&request);
     let Some(CurrentSession(record)) = request.extensions().get::<CurrentSession>().cloned() else { return missing() };
     if let Err(e) = state.store.delete_session(record.secret_hash.clone()).await {
         return super::error::AppError::from(e).into_response();
     }
-    let mut response = Json(json!({ "status": "success", "message": "Session cleared" })).into_response();
+    let mut response = Json(SessionMessage { status: Success::Success, message: "Session cleared" }).into_response();
     response.headers_mut().append(header::SET_COOKIE, state.sessions.clear_cookie(over_https));
     response
 }
@@ -96,6 +173,11 @@ fn json_object(body: &Bytes) -> Result<serde_json::Map<String, Value>, &'static 
     }
 }
 
+#[utoipa::path(post, path = "/api/session/validate-csrf", summary = "Check a CSRF token (changes nothing)",
+    request_body = CsrfCheck,
+    responses((status = 200, body = CsrfValid), (status = 400, description = "The body or the token cannot be read", body = Refusal),
+              (status = 401, description = "The session has expired", body = Refusal),
+              (status = 413, description = "The body is over 1 MiB", body = Refusal)))]
 async fn validate_csrf(session: Option<Extension<CurrentSession>>, request: Request) -> Response {
     let Some(Extension(CurrentSession(record))) = session else { return missing() };
     let body = match crate::http::extract::read_limited(request.into_body()).await {
@@ -114,7 +196,7 @@ async fn validate_csrf(session: Option<Extension<CurrentSession>>, request: Requ
     if !token.is_ascii() {
         return bad_request("CSRF token must be ASCII (hex characters)");
     }
-    Json(json!({ "status": "success", "valid": csrf_matches(&record.csrf_token, token) })).into_response()
+    Json(CsrfValid { status: Success::Success, valid: csrf_matches(&record.csrf_token, token) }).into_response()
 }
 
 /// Replaces the request's session with a fresh one (new cookie, id and CSRF token): used on login
@@ -130,17 +212,25 @@ async fn rotate(
     let store = |e| super::error::AppError::from(e).into_response();
     state.store.delete_session(old.0.secret_hash.clone()).await.map_err(store)?;
     state.store.create_session(record.clone()).await.map_err(store)?;
-    let mut response = Json(json!({
-        "status": "success",
-        "message": if authenticated { "Logged in" } else { "Logged out" },
-        "csrf_token": record.csrf_token,
-        "session": state.sessions.info(&record, now()),
-    }))
+    let mut response = Json(LoggedIn {
+        status: Success::Success,
+        message: if authenticated { "Logged in" } else { "Logged out" },
+        csrf_token: &record.csrf_token,
+        session: state.sessions.info(&record, now()),
+    })
     .into_response();
     response.headers_mut().append(header::SET_COOKIE, state.sessions.set_cookie(&cookie, over_https));
     Ok(response)
 }
 
+#[utoipa::path(post, path = "/api/session/login", summary = "Log in with DASHBOARD_PASSWORD (the session id rotates)",
+    request_body = Login,
+    responses((status = 200, body = LoggedIn), (status = 400, description = "The body cannot be read", body = Refusal),
+              (status = 401, description = "Wrong password, or the session has expired", body = Refusal),
+              (status = 403, description = "The CSRF token is missing or wrong", body = Refusal),
+              (status = 404, description = "No DASHBOARD_PASSWORD is set", body = Refusal),
+              (status = 429, description = "Too many failed attempts from this address", body = Refusal),
+              (status = 503, description = "Attempts cannot be counted (Redis is unreachable)", body = Refusal)))]
 async fn login(State(state): State<AppState>, request: Request) -> Response {
     let over_https = https(&request);
     let ip = ClientIp::of(&request, state.settings.host);
@@ -201,6 +291,9 @@ fn login_limiter_unavailable() -> Response {
     )
 }
 
+#[utoipa::path(post, path = "/api/session/logout", summary = "Log out (the session id rotates)",
+    responses((status = 200, body = LoggedIn), (status = 401, description = "The session has expired", body = Refusal),
+              (status = 403, description = "The CSRF token is missing or wrong", body = Refusal)))]
 async fn logout(State(state): State<AppState>, request: Request) -> Response {
     let over_https = https(&request);
     let Some(session) = request.extensions().get::<CurrentSession>().cloned() else { return missing() };

@@ -25,7 +25,7 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{Method, StatusCode, header};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::http::extract::read_limited;
 use crate::http::{AppState, pages};
@@ -66,9 +66,20 @@ pub fn is_page(request: &Request) -> bool {
             .is_some_and(|accept| accept.contains("text/html"))
 }
 
-/// Seed 004's error shape.
+/// Seed 004's error shape, for session and CSRF refusals.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = SessionError)]
+pub struct Refusal<'a> {
+    /// Always `error`.
+    #[schema(value_type = String, pattern = "^error$")]
+    pub status: &'static str,
+    /// `SESSION_EXPIRED`, `SESSION_REQUIRED`, `LOGIN_REQUIRED`, `CSRF_INVALID`, …
+    pub code: &'a str,
+    pub message: &'a str,
+}
+
 pub fn refusal(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, axum::Json(json!({ "status": "error", "code": code, "message": message }))).into_response()
+    (status, axum::Json(Refusal { status: "error", code, message })).into_response()
 }
 
 fn now() -> i64 {

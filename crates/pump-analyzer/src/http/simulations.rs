@@ -8,24 +8,118 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use http::StatusCode;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use tokio::sync::Semaphore;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::AppState;
-use super::error::{AppError, Result};
+use super::error::{AppError, ErrorBody, Result};
 use super::extract::JsonBody;
 use super::query::{Params, PathId};
+use super::session_layer::Refusal;
 use super::streams::parse_id;
 use crate::ingest::message::FieldError;
 use crate::sim::{DEFAULT_BALANCE, DEFAULT_MAX_BETS, MAX_RUNS, SimConfig, SimControl};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/simulations", get(list).post(start)).route("/simulations/{id}", get(one).delete(remove))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, start)).routes(routes!(one, remove))
+}
+
+/// A simulation request as given and stored (the body of `POST /simulations`, defaults filled in).
+#[derive(Serialize, ToSchema)]
+#[schema(as = SimulationRequest)]
+struct SimRequest<'a> {
+    /// The Antebot script (JavaScript).
+    script: &'a str,
+    /// The seed pair to play; a random pair when absent. Not with `runs` > 1.
+    #[schema(required = true)]
+    server_seed: Option<&'a str>,
+    #[schema(required = true)]
+    client_seed: Option<&'a str>,
+    #[schema(minimum = 1)]
+    start_nonce: u64,
+    /// Most bets per run (at most MAX_NONCES).
+    #[schema(minimum = 1)]
+    max_bets: u64,
+    #[schema(minimum = 0)]
+    balance: f64,
+    /// Runs on random seed pairs (a Monte Carlo) when > 1.
+    #[schema(minimum = 1)]
+    runs: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+struct SimulationStarted {
+    id: Uuid,
+    /// Always `running`.
+    status: &'static str,
+}
+
+/// Bets played so far, of the most the request allows.
+#[derive(Serialize, ToSchema)]
+struct SimProgress {
+    bets: u64,
+    of: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Simulation {
+    id: Uuid,
+    /// `running`, `done`, `failed` or `cancelled`.
+    status: String,
+    created_at: String,
+    #[schema(required = true)]
+    finished_at: Option<String>,
+    #[schema(value_type = SimRequest)]
+    request: Value,
+    progress: SimProgress,
+    /// The report (SPEC §9.4), once the simulation has ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    result: Option<Value>,
+}
+
+/// A simulation in the list (without its script and result).
+#[derive(Serialize, ToSchema)]
+struct SimulationItem {
+    id: Uuid,
+    status: String,
+    created_at: String,
+    #[schema(required = true)]
+    finished_at: Option<String>,
+    #[schema(value_type = u64)]
+    runs: Value,
+    #[schema(value_type = u64)]
+    max_bets: Value,
+    #[schema(value_type = f64)]
+    balance: Value,
+    progress: SimProgress,
+}
+
+#[derive(Serialize, ToSchema)]
+struct SimulationList {
+    simulations: Vec<SimulationItem>,
+    total: i64,
+    limit: i64,
+    offset: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+struct SimulationDeleted {
+    id: Uuid,
+    /// `cancelled` when it was still running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'static str>,
+    /// `true` when a finished simulation was removed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deleted: Option<bool>,
 }
 
 /// Longest seed accepted, as for seed reveals.
@@ -127,7 +221,17 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
-async fn start(State(state): State<AppState>, JsonBody(body): JsonBody) -> Result<(StatusCode, Json<Value>)> {
+#[utoipa::path(post, path = "/simulations", operation_id = "start_simulation", summary = "Simulate an Antebot script against the engine",
+    description = "Answers 202 at once; the simulation runs in the background.",
+    request_body = SimRequest,
+    responses((status = 202, body = SimulationStarted), (status = 400, description = "The body is not JSON", body = ErrorBody),
+              (status = 401, description = "A session is required", body = Refusal),
+              (status = 403, description = "The CSRF token is missing or wrong", body = Refusal),
+              (status = 422, description = "A field is invalid, or the script does not parse", body = ErrorBody)))]
+async fn start(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<SimulationStarted>)> {
     let time_limit = Duration::from_secs(state.settings.sim_time_limit);
     let Request { config, runs } = parse(&body, state.settings.max_nonces, time_limit)?;
     let script = config.script.clone();
@@ -138,23 +242,25 @@ async fn start(State(state): State<AppState>, JsonBody(body): JsonBody) -> Resul
         return Err(AppError::validation("script", format!("syntax error at {e}")));
     }
     let id = Uuid::new_v4();
-    let request = json!({
-        "script": config.script,
-        "server_seed": config.server_seed,
-        "client_seed": config.client_seed,
-        "start_nonce": config.start_nonce,
-        "max_bets": config.max_bets,
-        "balance": config.balance,
-        "runs": runs,
-    });
-    state.store.insert_simulation(id, now(), request.to_string()).await?;
+    let request = SimRequest {
+        script: &config.script,
+        server_seed: config.server_seed.as_deref(),
+        client_seed: config.client_seed.as_deref(),
+        start_nonce: config.start_nonce,
+        max_bets: config.max_bets,
+        balance: config.balance,
+        runs,
+    };
+    let request =
+        serde_json::to_string(&request).map_err(|e| AppError::Internal(format!("simulation request: {e}")))?;
+    state.store.insert_simulation(id, now(), request).await?;
     let active = Arc::new(ActiveSim {
         control: Arc::new(SimControl::default()),
         finished: tokio::sync::watch::channel(false).0,
     });
     state.simulations.active.lock().unwrap_or_else(|e| e.into_inner()).insert(id, active.clone());
     tokio::spawn(run(state.clone(), id, config, runs, active));
-    Ok((StatusCode::ACCEPTED, Json(json!({ "id": id, "status": "running" }))))
+    Ok((StatusCode::ACCEPTED, Json(SimulationStarted { id, status: "running" })))
 }
 
 /// Waits for a core, runs the simulation on the blocking pool, stores its result.
@@ -190,7 +296,7 @@ async fn run(state: AppState, id: Uuid, config: SimConfig, runs: u64, active: Ar
     active.finished.send_replace(true);
 }
 
-fn progress(state: &AppState, id: Uuid, status: &str, request: &Value, result: Option<&Value>) -> Value {
+fn progress(state: &AppState, id: Uuid, status: &str, request: &Value, result: Option<&Value>) -> SimProgress {
     let of = request["max_bets"].as_u64().unwrap_or(0).saturating_mul(request["runs"].as_u64().unwrap_or(1));
     let bets = match (state.simulations.get(id), result) {
         (Some(active), _) => active.control.bets(),
@@ -201,60 +307,70 @@ fn progress(state: &AppState, id: Uuid, status: &str, request: &Value, result: O
         (None, None) if status == "done" => of,
         (None, None) => 0,
     };
-    json!({ "bets": bets, "of": of })
+    SimProgress { bets, of }
 }
 
-async fn one(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<Value>> {
+#[utoipa::path(get, path = "/simulations/{id}", summary = "One simulation: progress, then its result",
+    params(("id" = String, Path, description = "the simulation's UUID")),
+    responses((status = 200, body = Simulation), (status = 404, description = "No such simulation", body = ErrorBody),
+              (status = 422, description = "The id is not a UUID", body = ErrorBody)))]
+async fn one(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<Simulation>> {
     let id = parse_id(&raw, "simulation")?;
     let record =
         state.store.simulation(id).await?.ok_or_else(|| AppError::NotFound(format!("Simulation {id} not found")))?;
     let progress = progress(&state, id, &record.status, &record.request, record.result.as_ref());
-    let mut answer = json!({
-        "id": record.id,
-        "status": record.status,
-        "created_at": record.created_at,
-        "finished_at": record.finished_at,
-        "request": record.request,
-        "progress": progress,
-    });
-    if let Some(result) = record.result {
-        answer["result"] = result;
-    }
-    Ok(Json(answer))
+    Ok(Json(Simulation {
+        id: record.id,
+        status: record.status,
+        created_at: record.created_at,
+        finished_at: record.finished_at,
+        request: record.request,
+        progress,
+        result: record.result,
+    }))
 }
 
-async fn list(State(state): State<AppState>, params: Params) -> Result<Json<Value>> {
+#[utoipa::path(get, path = "/simulations", operation_id = "list_simulations", summary = "Simulations, newest first",
+    params(("limit" = Option<i64>, Query, minimum = 1, maximum = 100), ("offset" = Option<i64>, Query, minimum = 0)),
+    responses((status = 200, body = SimulationList), (status = 400, description = "A parameter cannot be read", body = ErrorBody),
+              (status = 422, description = "A parameter is out of range", body = ErrorBody)))]
+async fn list(State(state): State<AppState>, params: Params) -> Result<Json<SimulationList>> {
     let limit = params.int("limit", 50, 1, 100)?;
     let offset = params.int("offset", 0, 0, i64::MAX)?;
     let (records, total) = state.store.list_simulations(limit, offset).await?;
-    let simulations: Vec<Value> = records
-        .iter()
-        .map(|r| {
-            json!({
-                "id": r.id,
-                "status": r.status,
-                "created_at": r.created_at,
-                "finished_at": r.finished_at,
-                "runs": r.request["runs"],
-                "max_bets": r.request["max_bets"],
-                "balance": r.request["balance"],
-                "progress": progress(&state, r.id, &r.status, &r.request, None),
-            })
+    let simulations = records
+        .into_iter()
+        .map(|r| SimulationItem {
+            progress: progress(&state, r.id, &r.status, &r.request, None),
+            id: r.id,
+            status: r.status,
+            created_at: r.created_at,
+            finished_at: r.finished_at,
+            runs: r.request["runs"].clone(),
+            max_bets: r.request["max_bets"].clone(),
+            balance: r.request["balance"].clone(),
         })
         .collect();
-    Ok(Json(json!({ "simulations": simulations, "total": total, "limit": limit, "offset": offset })))
+    Ok(Json(SimulationList { simulations, total, limit, offset }))
 }
 
-async fn remove(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<Value>> {
+#[utoipa::path(delete, path = "/simulations/{id}", summary = "Cancel a running simulation, or delete a finished one",
+    params(("id" = String, Path, description = "the simulation's UUID")),
+    responses((status = 200, body = SimulationDeleted),
+              (status = 401, description = "A session is required", body = Refusal),
+              (status = 403, description = "The CSRF token is missing or wrong", body = Refusal),
+              (status = 404, description = "No such simulation", body = ErrorBody),
+              (status = 422, description = "The id is not a UUID", body = ErrorBody)))]
+async fn remove(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<SimulationDeleted>> {
     let id = parse_id(&raw, "simulation")?;
     if let Some(active) = state.simulations.get(id) {
         active.control.cancel();
         let mut finished = active.finished.subscribe();
         let _ = tokio::time::timeout(Duration::from_secs(5), finished.wait_for(|done| *done)).await;
-        return Ok(Json(json!({ "id": id, "status": "cancelled" })));
+        return Ok(Json(SimulationDeleted { id, status: Some("cancelled"), deleted: None }));
     }
     if !state.store.delete_simulation(id).await? {
         return Err(AppError::NotFound(format!("Simulation {id} not found")));
     }
-    Ok(Json(json!({ "id": id, "deleted": true })))
+    Ok(Json(SimulationDeleted { id, status: None, deleted: Some(true) }))
 }

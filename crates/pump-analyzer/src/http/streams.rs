@@ -3,36 +3,42 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use http::header;
 use pump_engine::Difficulty;
 use pump_engine::tables::cents;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::AppState;
 use super::csv;
-use super::error::{AppError, Result};
+use super::error::{AppError, ErrorBody, Result};
 use super::extract::JsonBody;
 use super::query::{Params, PathId};
-use crate::live::analysis;
+use super::session_layer::Refusal;
+use crate::live::analysis::{self, TierCadence};
 use crate::store::StreamKey;
-use crate::store::model::{BetOrder, BetQuery, BetRecord};
+use crate::store::model::{
+    BetOrder, BetPage, BetQuery, BetRecord, Round, StreamDetail, StreamSummary, difficulty_schema,
+};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/live/streams", get(list))
-        .route("/live/streams/{id}", get(detail).put(update_notes).delete(delete))
-        .route("/live/streams/{id}/bets", get(bets))
-        .route("/live/streams/{id}/tail", get(tail))
-        .route("/live/streams/{id}/rounds", get(rounds))
-        .route("/live/streams/{id}/cadence", get(cadence))
-        .route("/live/streams/{id}/metrics", get(metrics))
-        .route("/live/streams/{id}/export.csv", get(export))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(detail, update_notes, delete))
+        .routes(routes!(bets))
+        .routes(routes!(tail))
+        .routes(routes!(rounds))
+        .routes(routes!(cadence))
+        .routes(routes!(metrics))
+        .routes(routes!(export))
 }
 
 /// Longest notes accepted, in characters.
@@ -53,21 +59,45 @@ pub async fn resolve(state: &AppState, raw: &str) -> Result<StreamKey> {
     state.store.stream_key(id).await?.ok_or_else(|| AppError::NotFound(format!("Stream {id} not found")))
 }
 
-async fn list(State(state): State<AppState>, params: Params) -> Result<Json<Value>> {
+#[derive(Serialize, ToSchema)]
+struct StreamList {
+    streams: Vec<StreamSummary>,
+    total: i64,
+    limit: i64,
+    offset: i64,
+}
+
+#[utoipa::path(get, path = "/live/streams", operation_id = "list_streams", summary = "Streams, newest activity first",
+    params(("limit" = Option<i64>, Query, minimum = 1, maximum = 100), ("offset" = Option<i64>, Query, minimum = 0)),
+    responses((status = 200, body = StreamList), (status = 400, description = "A parameter is not a number", body = ErrorBody),
+              (status = 422, description = "A parameter is out of range", body = ErrorBody)))]
+async fn list(State(state): State<AppState>, params: Params) -> Result<Json<StreamList>> {
     let limit = params.int("limit", 50, 1, 100)?;
     let offset = params.int("offset", 0, 0, i64::MAX)?;
     let (streams, total) = state.store.list_streams(limit, offset).await?;
-    Ok(Json(json!({ "streams": streams, "total": total, "limit": limit, "offset": offset })))
+    Ok(Json(StreamList { streams, total, limit, offset }))
 }
 
-async fn detail(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<Value>> {
+#[utoipa::path(get, path = "/live/streams/{id}", summary = "One stream with aggregates and recent bets",
+    params(("id" = String, Path, description = "the stream's UUID")),
+    responses((status = 200, body = StreamDetail), (status = 404, description = "No such stream", body = ErrorBody),
+              (status = 422, description = "The id is not a UUID", body = ErrorBody)))]
+async fn detail(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<StreamDetail>> {
     let id = parse_id(&raw, "stream")?;
     let detail =
         state.store.stream_detail(id).await?.ok_or_else(|| AppError::NotFound(format!("Stream {id} not found")))?;
-    Ok(Json(serde_json::to_value(detail).map_err(|e| AppError::Internal(e.to_string()))?))
+    Ok(Json(detail))
 }
 
-async fn bets(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<Value>> {
+#[utoipa::path(get, path = "/live/streams/{id}/bets", summary = "A page of a stream's bets",
+    params(("id" = String, Path, description = "the stream's UUID"),
+           ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000), ("offset" = Option<i64>, Query, minimum = 0),
+           ("min_multiplier" = Option<f64>, Query), ("difficulty" = Option<String>, Query),
+           ("order" = Option<String>, Query, description = "nonce_asc (default) or id_desc")),
+    responses((status = 200, body = BetPage), (status = 400, description = "A parameter cannot be read", body = ErrorBody),
+              (status = 404, description = "No such stream", body = ErrorBody),
+              (status = 422, description = "A parameter is invalid", body = ErrorBody)))]
+async fn bets(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<BetPage>> {
     let key = resolve(&state, &raw).await?;
     let order = match params.text("order").map(str::trim) {
         None | Some("nonce_asc") => BetOrder::NonceAsc,
@@ -86,32 +116,60 @@ async fn bets(State(state): State<AppState>, PathId(raw): PathId, params: Params
         difficulty: params.difficulty("difficulty")?,
         order,
     };
-    let page = state.store.bets(key, query).await?;
-    Ok(Json(serde_json::to_value(page).map_err(|e| AppError::Internal(e.to_string()))?))
+    Ok(Json(state.store.bets(key, query).await?))
 }
 
-async fn tail(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<Value>> {
+/// A stream's bets after a bet id, for polling clients.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Tail)]
+struct StreamTail {
+    bets: Vec<BetRecord>,
+    /// Pass as `since_id` next time.
+    last_id: i64,
+    /// More bets are waiting past `limit`.
+    has_more: bool,
+    stream_id: Uuid,
+}
+
+#[utoipa::path(get, path = "/live/streams/{id}/tail", summary = "Bets after since_id, for polling",
+    params(("id" = String, Path, description = "the stream's UUID"),
+           ("since_id" = Option<i64>, Query, minimum = 0), ("limit" = Option<i64>, Query, minimum = 1, maximum = 5000)),
+    responses((status = 200, body = StreamTail), (status = 400, description = "A parameter cannot be read", body = ErrorBody),
+              (status = 404, description = "No such stream", body = ErrorBody),
+              (status = 422, description = "A parameter is invalid", body = ErrorBody)))]
+async fn tail(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<StreamTail>> {
     let key = resolve(&state, &raw).await?;
     let since_id = params.int("since_id", 0, 0, i64::MAX)?;
     let limit = params.int("limit", 1000, 1, 5000)?;
     let tail = state.store.bets_since(Some(key.pk), since_id, limit).await?;
-    Ok(Json(json!({
-        "bets": tail.bets, "last_id": tail.last_id, "has_more": tail.has_more, "stream_id": key.id,
-    })))
+    Ok(Json(StreamTail { bets: tail.bets, last_id: tail.last_id, has_more: tail.has_more, stream_id: key.id }))
 }
 
-async fn rounds(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<Value>> {
+#[derive(Serialize, ToSchema)]
+struct Rounds {
+    stream_id: Uuid,
+    /// Every observed round (bets and heartbeats), nonce ascending.
+    rounds: Vec<Round>,
+    /// The last nonce of this page: pass as `since_nonce` next time.
+    #[schema(required = true)]
+    last_nonce: Option<i64>,
+    #[schema(required = true)]
+    last_observed_nonce: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/live/streams/{id}/rounds", summary = "Observed rounds after since_nonce",
+    params(("id" = String, Path, description = "the stream's UUID"),
+           ("since_nonce" = Option<i64>, Query, minimum = 0), ("limit" = Option<i64>, Query, minimum = 1, maximum = 10000)),
+    responses((status = 200, body = Rounds), (status = 400, description = "A parameter cannot be read", body = ErrorBody),
+              (status = 404, description = "No such stream", body = ErrorBody),
+              (status = 422, description = "A parameter is invalid", body = ErrorBody)))]
+async fn rounds(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<Rounds>> {
     let key = resolve(&state, &raw).await?;
     let since = params.opt_int("since_nonce", 0, i64::MAX)?;
     let limit = params.int("limit", 5000, 1, 10_000)?;
     let rounds = state.store.rounds(key.pk, since, limit).await?;
     let last_nonce = rounds.last().map(|r| r.nonce);
-    Ok(Json(json!({
-        "stream_id": key.id,
-        "rounds": rounds,
-        "last_nonce": last_nonce,
-        "last_observed_nonce": key.last_observed_nonce,
-    })))
+    Ok(Json(Rounds { stream_id: key.id, rounds, last_nonce, last_observed_nonce: key.last_observed_nonce }))
 }
 
 /// The difficulty used for odds: `difficulty=` when given, else the stream's latest bet's, else expert.
@@ -119,7 +177,29 @@ fn odds_difficulty(params: &Params, stream: Option<Difficulty>) -> Result<Diffic
     Ok(params.difficulty("difficulty")?.or(stream).unwrap_or(Difficulty::Expert))
 }
 
-async fn cadence(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<Value>> {
+#[derive(Serialize, ToSchema)]
+struct Cadence {
+    stream_id: Uuid,
+    /// The difficulty the odds are computed for.
+    #[schema(schema_with = difficulty_schema)]
+    difficulty: Difficulty,
+    #[schema(required = true)]
+    last_observed_nonce: Option<i64>,
+    rounds_observed: i64,
+    k: usize,
+    band: f64,
+    tiers: Vec<TierCadence>,
+}
+
+#[utoipa::path(get, path = "/live/streams/{id}/cadence", summary = "How often each tier is hit, against its odds",
+    params(("id" = String, Path, description = "the stream's UUID"),
+           ("tiers" = Option<String>, Query, description = "comma-separated multipliers (default: the watched tiers)"),
+           ("k" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "gaps listed per tier"),
+           ("band" = Option<f64>, Query), ("difficulty" = Option<String>, Query)),
+    responses((status = 200, body = Cadence), (status = 400, description = "A parameter cannot be read", body = ErrorBody),
+              (status = 404, description = "No such stream", body = ErrorBody),
+              (status = 422, description = "A parameter is invalid", body = ErrorBody)))]
+async fn cadence(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<Cadence>> {
     let key = resolve(&state, &raw).await?;
     let mut tiers = params.numbers("tiers", 20)?.unwrap_or_else(|| DEFAULT_TIERS.to_vec());
     tiers.sort_by(f64::total_cmp);
@@ -129,40 +209,75 @@ async fn cadence(State(state): State<AppState>, PathId(raw): PathId, params: Par
     let min = tiers.first().copied().unwrap_or(1.0);
     let data = state.store.round_scan(key, min, 1000).await?;
     let difficulty = odds_difficulty(&params, data.difficulty)?;
-    let report = analysis::cadence(&data.scan, data.last_observed_nonce, difficulty, &tiers, k, band);
-    Ok(Json(json!({
-        "stream_id": key.id,
-        "difficulty": difficulty.as_str(),
-        "last_observed_nonce": data.last_observed_nonce,
-        "rounds_observed": data.scan.rounds_count,
-        "k": k,
-        "band": band,
-        "tiers": report,
-    })))
+    let tiers = analysis::cadence(&data.scan, data.last_observed_nonce, difficulty, &tiers, k, band);
+    Ok(Json(Cadence {
+        stream_id: key.id,
+        difficulty,
+        last_observed_nonce: data.last_observed_nonce,
+        rounds_observed: data.scan.rounds_count,
+        k,
+        band,
+        tiers,
+    }))
 }
 
-async fn metrics(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<Value>> {
+#[derive(Serialize, ToSchema)]
+#[schema(as = MultiplierMetrics)]
+struct MultiplierReport {
+    stream_id: Uuid,
+    #[schema(schema_with = difficulty_schema)]
+    difficulty: Difficulty,
+    #[schema(required = true)]
+    last_observed_nonce: Option<i64>,
+    rounds_observed: i64,
+    multipliers: Vec<analysis::MultiplierMetrics>,
+}
+
+#[utoipa::path(get, path = "/live/streams/{id}/metrics", operation_id = "multiplier_metrics", summary = "Gap statistics of pinned multipliers",
+    params(("id" = String, Path, description = "the stream's UUID"),
+           ("multipliers" = Option<String>, Query, description = "comma-separated multipliers (default: the watched tiers)"),
+           ("difficulty" = Option<String>, Query)),
+    responses((status = 200, body = MultiplierReport), (status = 400, description = "A parameter cannot be read", body = ErrorBody),
+              (status = 404, description = "No such stream", body = ErrorBody),
+              (status = 422, description = "A parameter is invalid", body = ErrorBody)))]
+async fn metrics(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<MultiplierReport>> {
     let key = resolve(&state, &raw).await?;
     let mut pinned = params.numbers("multipliers", 50)?.unwrap_or_else(|| DEFAULT_TIERS.to_vec());
     pinned.dedup_by(|a, b| cents(*a) == cents(*b));
     let min = pinned.iter().copied().fold(f64::INFINITY, f64::min);
     let data = state.store.round_scan(key, min, 0).await?;
     let difficulty = odds_difficulty(&params, data.difficulty)?;
-    let report = analysis::multiplier_metrics(&data.scan.hits, data.last_observed_nonce, difficulty, &pinned);
-    Ok(Json(json!({
-        "stream_id": key.id,
-        "difficulty": difficulty.as_str(),
-        "last_observed_nonce": data.last_observed_nonce,
-        "rounds_observed": data.scan.rounds_count,
-        "multipliers": report,
-    })))
+    let multipliers = analysis::multiplier_metrics(&data.scan.hits, data.last_observed_nonce, difficulty, &pinned);
+    Ok(Json(MultiplierReport {
+        stream_id: key.id,
+        difficulty,
+        last_observed_nonce: data.last_observed_nonce,
+        rounds_observed: data.scan.rounds_count,
+        multipliers,
+    }))
 }
 
+/// The body of `PUT /live/streams/{id}`.
+#[derive(ToSchema)]
+#[expect(dead_code, reason = "documents the body; the handler reads it field by field to name each problem")]
+struct NotesUpdate {
+    /// Up to 1,000 characters, trimmed; `null` or blank clears them.
+    #[schema(required = true)]
+    notes: Option<String>,
+}
+
+#[utoipa::path(put, path = "/live/streams/{id}", summary = "Set or clear a stream's notes",
+    params(("id" = String, Path, description = "the stream's UUID")), request_body = NotesUpdate,
+    responses((status = 200, body = StreamSummary), (status = 400, description = "The body is not JSON", body = ErrorBody),
+              (status = 401, description = "A session is required", body = Refusal),
+              (status = 403, description = "The CSRF token is missing or wrong", body = Refusal),
+              (status = 404, description = "No such stream", body = ErrorBody),
+              (status = 422, description = "The notes are invalid", body = ErrorBody)))]
 async fn update_notes(
     State(state): State<AppState>,
     PathId(raw): PathId,
     JsonBody(body): JsonBody,
-) -> Result<Json<Value>> {
+) -> Result<Json<StreamSummary>> {
     let key = resolve(&state, &raw).await?;
     let Value::Object(fields) = &body else {
         return Err(AppError::validation("notes", "body must be a JSON object like {\"notes\": \"…\"}"));
@@ -184,10 +299,24 @@ async fn update_notes(
     }
     let detail = state.store.stream_detail(key.id).await?;
     let detail = detail.ok_or_else(|| AppError::NotFound(format!("Stream {} not found", key.id)))?;
-    Ok(Json(serde_json::to_value(detail.summary).map_err(|e| AppError::Internal(e.to_string()))?))
+    Ok(Json(detail.summary))
 }
 
-async fn delete(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<Value>> {
+#[derive(Serialize, ToSchema)]
+struct StreamDeleted {
+    deleted: bool,
+    stream_id: Uuid,
+    bets_deleted: i64,
+}
+
+#[utoipa::path(delete, path = "/live/streams/{id}", operation_id = "delete_stream", summary = "Delete a stream and its bets",
+    params(("id" = String, Path, description = "the stream's UUID")),
+    responses((status = 200, body = StreamDeleted),
+              (status = 401, description = "A session is required", body = Refusal),
+              (status = 403, description = "The CSRF token is missing or wrong", body = Refusal),
+              (status = 404, description = "No such stream", body = ErrorBody),
+              (status = 422, description = "The id is not a UUID", body = ErrorBody)))]
+async fn delete(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<StreamDeleted>> {
     let key = resolve(&state, &raw).await?;
     let deleted = state
         .store
@@ -196,7 +325,7 @@ async fn delete(State(state): State<AppState>, PathId(raw): PathId) -> Result<Js
         .ok_or_else(|| AppError::NotFound(format!("Stream {} not found", key.id)))?;
     state.demos.forget(key.id);
     tracing::info!(stream = %key.id, bets = deleted.bets, "stream deleted");
-    Ok(Json(json!({ "deleted": true, "stream_id": key.id, "bets_deleted": deleted.bets })))
+    Ok(Json(StreamDeleted { deleted: true, stream_id: key.id, bets_deleted: deleted.bets }))
 }
 
 pub const EXPORT_HEADER: &str = "id,antebot_bet_id,received_at,date_time,nonce,amount,payout,payout_multiplier,\
@@ -245,6 +374,11 @@ struct ExportCursor {
 
 /// Streams the stream's bets as CSV, nonce ascending, a chunk at a time: memory stays flat
 /// whatever the stream's size.
+#[utoipa::path(get, path = "/live/streams/{id}/export.csv", summary = "All of a stream's bets as CSV",
+    params(("id" = String, Path, description = "the stream's UUID")),
+    responses((status = 200, description = "CSV, nonce ascending", body = String, content_type = "text/csv"),
+              (status = 404, description = "No such stream", body = ErrorBody),
+              (status = 422, description = "The id is not a UUID", body = ErrorBody)))]
 async fn export(State(state): State<AppState>, PathId(raw): PathId) -> Result<Response> {
     let key = resolve(&state, &raw).await?;
     let detail = state.store.stream_detail(key.id).await?;

@@ -1,17 +1,19 @@
 //! `GET /verify` (SPEC §4.5): one nonce through the engine, off the async executor.
 
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use pump_engine::Difficulty;
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
-use super::error::{AppError, Result};
+use super::error::{AppError, ErrorBody, Result};
 use super::query::Params;
 use crate::ingest::message::FieldError;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/verify", get(verify))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(verify))
 }
 
 /// Longest seed accepted (Stake's are 64 hex characters; client seeds are user-chosen).
@@ -28,7 +30,27 @@ fn seed(params: &Params, name: &'static str, errors: &mut Vec<FieldError>) -> Op
     None
 }
 
-async fn verify(params: Params) -> Result<Json<Value>> {
+/// One round as the engine plays it.
+#[derive(Serialize, ToSchema)]
+struct Verification {
+    /// Safe pumps before the pop.
+    max_pumps: u8,
+    /// The multiplier of the last safe pump.
+    max_multiplier: f64,
+    /// The 1-based position at which the balloon pops.
+    pop_point: u8,
+    /// The shuffled 25 positions the round was drawn from.
+    permutation: [u8; 25],
+    #[schema(schema_with = crate::store::model::difficulty_schema)]
+    difficulty: Difficulty,
+    nonce: u64,
+}
+
+#[utoipa::path(get, path = "/verify", summary = "One nonce through the provably-fair engine",
+    params(("server_seed" = String, Query), ("client_seed" = String, Query),
+           ("nonce" = i64, Query, minimum = 1), ("difficulty" = String, Query, description = "easy, medium, hard or expert")),
+    responses((status = 200, body = Verification), (status = 422, description = "A parameter is missing or invalid", body = ErrorBody)))]
+async fn verify(params: Params) -> Result<Json<Verification>> {
     let mut errors = Vec::new();
     let server_seed = seed(&params, "server_seed", &mut errors);
     let client_seed = seed(&params, "client_seed", &mut errors);
@@ -62,12 +84,12 @@ async fn verify(params: Params) -> Result<Json<Value>> {
     let v = tokio::task::spawn_blocking(move || pump_engine::verify(&server_seed, &client_seed, nonce, difficulty))
         .await
         .map_err(|e| AppError::Internal(format!("verify task failed: {e}")))?;
-    Ok(Json(json!({
-        "max_pumps": v.result.max_pumps,
-        "max_multiplier": v.result.max_multiplier,
-        "pop_point": v.result.pop_point,
-        "permutation": v.permutation,
-        "difficulty": difficulty.as_str(),
-        "nonce": nonce,
-    })))
+    Ok(Json(Verification {
+        max_pumps: v.result.max_pumps,
+        max_multiplier: v.result.max_multiplier,
+        pop_point: v.result.pop_point,
+        permutation: v.permutation,
+        difficulty,
+        nonce,
+    }))
 }

@@ -2,3 +2,4 @@
 //! bets and heartbeats. The store takes these types; nothing here depends on the store.
 
 pub mod message;
+pub mod wire;

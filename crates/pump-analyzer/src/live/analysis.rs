@@ -11,31 +11,39 @@ use crate::store::RoundScan;
 use crate::store::model::Round;
 
 /// One gap between consecutive hits, ending at `nonce`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Gap {
     pub gap: i64,
     /// `gap − expected_gap` (positive: the hit came later than average).
+    #[schema(required = true)]
     pub deviation: Option<f64>,
     pub nonce: i64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct TierCadence {
     pub tier: f64,
     pub hits: usize,
+    #[schema(required = true)]
     pub last_hit_nonce: Option<i64>,
     /// Last observed nonce − last hit nonce (rounds since the last hit, heartbeats included).
+    #[schema(required = true)]
     pub current_streak: Option<i64>,
     /// Average rounds between hits, 1 / P(result ≥ tier): an average, not a prediction.
+    #[schema(required = true)]
     pub expected_gap: Option<f64>,
     /// `expected_gap − current_streak`: positive "due in", negative "overdue by" (on average).
+    #[schema(required = true)]
     pub delta_to_expected: Option<f64>,
     pub last_gaps: Vec<Gap>,
+    #[schema(required = true)]
     pub mean_gap: Option<f64>,
+    #[schema(required = true)]
     pub median_gap: Option<f64>,
     /// How many of `last_gaps` lie within ±band of `expected_gap`.
     pub within_band: usize,
     /// Hits among the last (up to) 1,000 observed rounds divided by their number.
+    #[schema(required = true)]
     pub hit_rate_last_1000: Option<f64>,
     pub rounds_in_window: usize,
     /// P(result ≥ tier) for comparison with `hit_rate_last_1000`.
@@ -117,19 +125,28 @@ pub fn cadence(
         .collect()
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = PinnedMultiplier)]
 pub struct MultiplierMetrics {
     pub multiplier: f64,
     pub count: usize,
+    #[schema(required = true)]
     pub last_nonce: Option<i64>,
+    #[schema(required = true)]
     pub mean_gap: Option<f64>,
+    #[schema(required = true)]
     pub median_gap: Option<f64>,
+    #[schema(required = true)]
     pub p90_gap: Option<f64>,
+    #[schema(required = true)]
     pub max_gap: Option<i64>,
     /// 1 / P(max_pumps = k) for this multiplier's k; `None` when it is not on the table.
+    #[schema(required = true)]
     pub theoretical_mean_gap: Option<f64>,
+    #[schema(required = true)]
     pub probability: Option<f64>,
     /// Last observed nonce − last nonce of this multiplier.
+    #[schema(required = true)]
     pub current_gap: Option<i64>,
 }
 

@@ -44,7 +44,8 @@ pub struct Demo {
 }
 
 /// What the API shows of a demo (never its server seed before the reveal).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = Demo)]
 pub struct DemoStatus {
     pub stream_id: Uuid,
     pub server_seed_hashed: String,

@@ -13,7 +13,6 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
 use http::HeaderValue;
-use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -107,6 +106,24 @@ pub struct Sessions {
     pub secure: CookieSecure,
 }
 
+/// A session as `/api/session/*` shows it (seed 004).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Session)]
+pub struct SessionInfo {
+    /// A public identifier, unrelated to the cookie's secret.
+    pub session_id: String,
+    pub created_at: String,
+    pub last_activity: String,
+    pub elapsed_seconds: i64,
+    /// Until the idle timeout or the maximum lifetime, whichever comes first.
+    pub remaining_seconds: i64,
+    pub is_active: bool,
+    pub timeout_seconds: i64,
+    pub max_lifetime_seconds: i64,
+    /// Logged in with DASHBOARD_PASSWORD.
+    pub authenticated: bool,
+}
+
 /// Where a session stands at a moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
@@ -176,19 +193,19 @@ impl Sessions {
     }
 
     /// The seed's `session` object.
-    pub fn info(&self, record: &SessionRecord, now: i64) -> Value {
+    pub fn info(&self, record: &SessionRecord, now: i64) -> SessionInfo {
         let t = self.timing(record, now);
-        json!({
-            "session_id": record.public_id,
-            "created_at": iso(record.created_at),
-            "last_activity": iso(record.last_activity),
-            "elapsed_seconds": t.elapsed_seconds,
-            "remaining_seconds": t.remaining_seconds,
-            "is_active": t.is_active,
-            "timeout_seconds": self.timeout / 1_000_000,
-            "max_lifetime_seconds": self.max_lifetime / 1_000_000,
-            "authenticated": record.authenticated,
-        })
+        SessionInfo {
+            session_id: record.public_id.clone(),
+            created_at: iso(record.created_at),
+            last_activity: iso(record.last_activity),
+            elapsed_seconds: t.elapsed_seconds,
+            remaining_seconds: t.remaining_seconds,
+            is_active: t.is_active,
+            timeout_seconds: self.timeout / 1_000_000,
+            max_lifetime_seconds: self.max_lifetime / 1_000_000,
+            authenticated: record.authenticated,
+        }
     }
 
     fn secure_flag(&self, over_https: bool) -> &'static str {

@@ -6,6 +6,26 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// The OpenAPI schema of a difficulty wherever one travels (`pump_engine::Difficulty` is the
+/// engine's own type, kept free of documentation dependencies).
+pub fn difficulty_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["easy", "medium", "hard", "expert"]))
+        .build()
+}
+
+/// [`difficulty_schema`] or `null`.
+pub fn optional_difficulty_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            utoipa::openapi::schema::Type::String,
+            utoipa::openapi::schema::Type::Null,
+        ]))
+        .enum_values(Some([Some("easy"), Some("medium"), Some("hard"), Some("expert"), None]))
+        .build()
+}
+
 /// Unix microseconds → RFC 3339 with microseconds, UTC (`2026-11-23T10:00:00.000000Z`).
 ///
 /// Written by hand for years 0–9999: chrono's `to_rfc3339_opts` goes through its general
@@ -61,28 +81,31 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// Seed-reveal verification of a stream (SPEC §3.3); absent while the seed is unknown.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Verified {
     pub checked: i64,
     pub matched: i64,
     pub mismatched: i64,
     /// Lowest-nonce bet whose recorded result differs from the engine's.
+    #[schema(required = true)]
     pub first_mismatch: Option<Mismatch>,
     /// Bets still waiting for their check (a large stream is verified in the background).
     pub pending: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Mismatch {
     pub bet_id: i64,
     pub antebot_bet_id: String,
     pub nonce: i64,
+    #[schema(schema_with = difficulty_schema)]
     pub difficulty: pump_engine::Difficulty,
     pub round_result: f64,
+    #[schema(required = true)]
     pub expected_multiplier: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct StreamSummary {
     pub id: Uuid,
     pub server_seed_hashed: String,
@@ -90,52 +113,67 @@ pub struct StreamSummary {
     pub created_at: String,
     pub last_seen_at: String,
     pub total_bets: i64,
+    #[schema(required = true)]
     pub highest_multiplier: Option<f64>,
+    #[schema(required = true)]
     pub last_observed_nonce: Option<i64>,
+    #[schema(required = true)]
     pub notes: Option<String>,
+    #[schema(required = true)]
     pub verified: Option<Verified>,
     pub seed_revealed: bool,
     pub rounds_count: i64,
     /// Fed by the built-in demo, not by a bot (SPEC §7).
     #[serde(default)]
+    #[schema(required = true)]
     pub demo: bool,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct StreamDetail {
     #[serde(flatten)]
     pub summary: StreamSummary,
+    #[schema(required = true)]
     pub lowest_multiplier: Option<f64>,
+    #[schema(required = true)]
     pub average_multiplier: Option<f64>,
     pub total_amount: f64,
     pub total_payout: f64,
     pub difficulty_breakdown: BTreeMap<String, i64>,
     /// The difficulty of the most recent bet (used for odds); `None` before any bet.
+    #[schema(required = true, schema_with = optional_difficulty_schema)]
     pub difficulty: Option<pump_engine::Difficulty>,
     /// The revealed server seed, once known.
+    #[schema(required = true)]
     pub server_seed: Option<String>,
     pub recent_bets: Vec<BetRecord>,
 }
 
 /// One stored bet as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct BetRecord {
     pub id: i64,
     pub stream_id: Uuid,
     pub antebot_bet_id: String,
     pub received_at: String,
+    #[schema(required = true)]
     pub date_time: Option<String>,
     pub nonce: i64,
     pub amount: f64,
     pub payout: f64,
     pub payout_multiplier: f64,
+    #[schema(schema_with = difficulty_schema)]
     pub difficulty: pump_engine::Difficulty,
+    #[schema(required = true)]
     pub round_target: Option<f64>,
     pub round_result: f64,
     /// Nonces since the previous bet of the same 2-decimal multiplier in the whole stream.
+    #[schema(required = true)]
     pub distance_prev: Option<i64>,
     /// Seed-reveal check: `None` until the seed is known, then whether the engine agrees.
+    #[schema(required = true)]
     pub verified: Option<bool>,
+    #[schema(required = true)]
     pub expected_multiplier: Option<f64>,
 }
 
@@ -154,7 +192,7 @@ pub struct BetQuery {
     pub order: BetOrder,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BetPage {
     pub bets: Vec<BetRecord>,
     pub total: i64,
@@ -163,32 +201,34 @@ pub struct BetPage {
     pub stream_id: Uuid,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Tail {
     pub bets: Vec<BetRecord>,
     pub last_id: i64,
     pub has_more: bool,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Round {
     pub nonce: i64,
     pub round_result: f64,
 }
 
 /// A revealed seed and the streams it opened.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RevealedSeed {
     pub server_seed: String,
     pub server_seed_hashed: String,
     pub revealed_at: String,
     pub streams: Vec<Uuid>,
+    #[schema(required = true)]
     pub first_seen: Option<String>,
+    #[schema(required = true)]
     pub last_seen: Option<String>,
 }
 
 /// One hit of a run.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct RunHit {
     pub nonce: i64,
     pub max_pumps: i64,
@@ -259,7 +299,7 @@ pub struct SimulationRecord {
 }
 
 /// A stored run (SPEC §4.5); `summary` and `targets` are kept as JSON.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Run {
     pub id: Uuid,
     pub created_at: String,
@@ -268,11 +308,30 @@ pub struct Run {
     pub client_seed: String,
     pub nonce_start: i64,
     pub nonce_end: i64,
+    #[schema(schema_with = difficulty_schema)]
     pub difficulty: pump_engine::Difficulty,
     pub targets: Vec<f64>,
     pub duration_ms: i64,
     pub engine_version: String,
+    /// Kept as JSON in the database; written from a [`RunSummary`].
+    #[schema(value_type = RunSummary)]
     pub summary: serde_json::Value,
+}
+
+/// SPEC §4.5's summary of a run's whole range, whatever the targets.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RunSummary {
+    /// Nonces scanned.
+    pub count: u64,
+    #[schema(required = true)]
+    pub max_multiplier: Option<f64>,
+    #[schema(required = true)]
+    pub median_multiplier: Option<f64>,
+    /// Hits per target, keyed by the target with two decimals.
+    #[schema(value_type = BTreeMap<String, u64>)]
+    pub counts_by_target: serde_json::Map<String, serde_json::Value>,
+    /// The first nonces at the range's maximum.
+    pub top_max: Vec<RunHit>,
 }
 
 /// What `Store::delete_stream` removed.

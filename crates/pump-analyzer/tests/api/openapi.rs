@@ -85,6 +85,7 @@ async fn every_documented_operation_answers_as_documented() {
     let get = Method::GET;
 
     c.call(get.clone(), "/healthz", None).await;
+    c.call(get.clone(), "/metrics", None).await;
     c.call(get.clone(), "/api/config", None).await;
     c.call(get.clone(), "/api/session/info", None).await;
     c.call(get.clone(), "/api/session/csrf-token", None).await;
@@ -197,4 +198,12 @@ async fn the_document_describes_security_the_ingest_body_and_rate_limit_headers(
     }
     let write = &doc["paths"]["/runs"]["post"]["security"][0];
     assert_eq!(*write, json!({"sessionCookie": [], "csrfToken": []}));
+    // Generated clients name their methods after operation ids: each must be unique.
+    let mut ids = HashSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let id = operation["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            assert!(ids.insert(id.to_string()), "{method} {path}: operationId {id} is used twice");
+        }
+    }
 }
