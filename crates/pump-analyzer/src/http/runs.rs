@@ -36,7 +36,7 @@ use super::seeds::seed_hash;
 use super::session_layer::Refusal;
 use super::streams::parse_id;
 use crate::ingest::message::FieldError;
-use crate::store::model::{Run, RunHit, RunSummary};
+use crate::store::model::{Page, Run, RunHit, RunSummary};
 use crate::store::{NewRun, RunQuery};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -484,7 +484,7 @@ async fn list(State(state): State<AppState>, params: Params) -> Result<Json<RunL
         search: params.text("search").map(|s| s.trim().chars().take(256).collect()),
         difficulty: params.difficulty("difficulty")?,
     };
-    let (runs, total) = state.store.list_runs(query.clone()).await?;
+    let Page { items: runs, total } = state.store.list_runs(query.clone()).await?;
     Ok(Json(RunList { runs, total, limit: query.limit, offset: query.offset }))
 }
 
@@ -583,7 +583,7 @@ async fn hits(State(state): State<AppState>, PathId(raw): PathId, params: Params
     let min = params.opt_number("min_multiplier", 0.0)?;
     let limit = params.int("limit", 100, 1, 1000)?;
     let offset = params.int("offset", 0, 0, i64::MAX)?;
-    let (hits, total) = state
+    let Page { items: hits, total } = state
         .store
         .run_hits(id, min, limit, None, offset)
         .await?
@@ -618,7 +618,7 @@ async fn export_hits(State(state): State<AppState>, PathId(raw): PathId) -> Resu
         let (state, after, first) = cursor?;
         let mut out = if first { HITS_HEADER.to_string() } else { String::new() };
         match state.store.run_hits(id, None, 5000, after, 0).await {
-            Ok(Some((hits, _))) => {
+            Ok(Some(Page { items: hits, .. })) => {
                 for h in &hits {
                     out.push_str(&format!("{},{},{:.2},{}\n", h.nonce, h.max_pumps, h.max_multiplier, h.pop_point));
                 }

@@ -27,6 +27,7 @@ use super::session_layer::Refusal;
 use super::streams::parse_id;
 use crate::ingest::message::FieldError;
 use crate::sim::{DEFAULT_BALANCE, DEFAULT_MAX_BETS, MAX_RUNS, SimConfig, SimControl};
+use crate::store::model::Page;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list, start)).routes(routes!(one, remove))
@@ -337,7 +338,7 @@ async fn one(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<
 async fn list(State(state): State<AppState>, params: Params) -> Result<Json<SimulationList>> {
     let limit = params.int("limit", 50, 1, 100)?;
     let offset = params.int("offset", 0, 0, i64::MAX)?;
-    let (records, total) = state.store.list_simulations(limit, offset).await?;
+    let Page { items: records, total } = state.store.list_simulations(limit, offset).await?;
     let simulations = records
         .into_iter()
         .map(|r| SimulationItem {

@@ -26,7 +26,7 @@ use super::session_layer::Refusal;
 use crate::live::analysis::{self, TierCadence};
 use crate::store::StreamKey;
 use crate::store::model::{
-    BetOrder, BetPage, BetQuery, BetRecord, Round, StreamDetail, StreamSummary, difficulty_schema,
+    BetOrder, BetPage, BetQuery, BetRecord, Page, Round, StreamDetail, StreamSummary, difficulty_schema,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -74,7 +74,7 @@ struct StreamList {
 async fn list(State(state): State<AppState>, params: Params) -> Result<Json<StreamList>> {
     let limit = params.int("limit", 50, 1, 100)?;
     let offset = params.int("offset", 0, 0, i64::MAX)?;
-    let (streams, total) = state.store.list_streams(limit, offset).await?;
+    let Page { items: streams, total } = state.store.list_streams(limit, offset).await?;
     Ok(Json(StreamList { streams, total, limit, offset }))
 }
 

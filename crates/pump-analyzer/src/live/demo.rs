@@ -50,7 +50,8 @@ pub struct DemoStatus {
     pub stream_id: Uuid,
     pub server_seed_hashed: String,
     pub client_seed: String,
-    pub difficulty: &'static str,
+    #[schema(schema_with = crate::store::model::difficulty_schema)]
+    pub difficulty: pump_engine::Difficulty,
     pub rate: u32,
     pub running: bool,
     pub last_nonce: i64,
@@ -62,7 +63,7 @@ impl Demo {
             stream_id: self.stream_id,
             server_seed_hashed: self.server_seed_hashed.clone(),
             client_seed: self.client_seed.clone(),
-            difficulty: DIFFICULTY.as_str(),
+            difficulty: DIFFICULTY,
             rate: self.rate.load(Ordering::Relaxed),
             running: self.running.load(Ordering::Relaxed),
             last_nonce: self.last_nonce.load(Ordering::Relaxed),

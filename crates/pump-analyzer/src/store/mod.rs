@@ -231,7 +231,7 @@ impl Store {
         dispatch!(self, s => s.stream_key(id).await)
     }
 
-    pub async fn list_streams(&self, limit: i64, offset: i64) -> Result<(Vec<StreamSummary>, i64), StoreError> {
+    pub async fn list_streams(&self, limit: i64, offset: i64) -> Result<model::Page<StreamSummary>, StoreError> {
         dispatch!(self, s => s.list_streams(limit, offset).await)
     }
 
@@ -294,7 +294,7 @@ impl Store {
         &self,
         limit: i64,
         offset: i64,
-    ) -> Result<(Vec<model::SimulationRecord>, i64), StoreError> {
+    ) -> Result<model::Page<model::SimulationRecord>, StoreError> {
         dispatch!(self, s => s.list_simulations(limit, offset).await)
     }
 
@@ -347,7 +347,7 @@ impl Store {
         dispatch!(self, s => s.insert_run(run).await)
     }
 
-    pub async fn list_runs(&self, query: RunQuery) -> Result<(Vec<Run>, i64), StoreError> {
+    pub async fn list_runs(&self, query: RunQuery) -> Result<model::Page<Run>, StoreError> {
         dispatch!(self, s => s.list_runs(query).await)
     }
 
@@ -362,7 +362,7 @@ impl Store {
         limit: i64,
         after_nonce: Option<i64>,
         offset: i64,
-    ) -> Result<Option<(Vec<RunHit>, i64)>, StoreError> {
+    ) -> Result<Option<model::Page<RunHit>>, StoreError> {
         dispatch!(self, s => s.run_hits(id, min_multiplier, limit, after_nonce, offset).await)
     }
 

@@ -149,6 +149,13 @@ pub struct StreamDetail {
     pub recent_bets: Vec<BetRecord>,
 }
 
+/// One page of a listing and how many items the whole listing holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+}
+
 /// One stored bet as the API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct BetRecord {

@@ -141,7 +141,7 @@ impl PostgresStore {
         }
     }
 
-    pub async fn list_streams(&self, limit: i64, offset: i64) -> Result<(Vec<StreamSummary>, i64), StoreError> {
+    pub async fn list_streams(&self, limit: i64, offset: i64) -> Result<Page<StreamSummary>, StoreError> {
         let client = self.client().await?;
         let total: i64 = client.query_one("SELECT count(*) FROM streams", &[]).await?.try_get(0)?;
         let sql = format!(
@@ -154,7 +154,7 @@ impl PostgresStore {
             let (pk, summary) = summary_row(row)?;
             streams.push(complete(&client, pk, summary).await?);
         }
-        Ok((streams, total))
+        Ok(Page { items: streams, total })
     }
 
     pub async fn stream_detail(&self, id: Uuid) -> Result<Option<StreamDetail>, StoreError> {

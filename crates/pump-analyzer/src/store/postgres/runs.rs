@@ -4,7 +4,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use super::super::model::{Run, RunHit, iso};
+use super::super::model::{Page, Run, RunHit, iso};
 use super::super::{NewRun, RunQuery};
 use super::PostgresStore;
 use crate::store::StoreError;
@@ -80,7 +80,7 @@ impl PostgresStore {
         Ok(())
     }
 
-    pub async fn list_runs(&self, query: RunQuery) -> Result<(Vec<Run>, i64), StoreError> {
+    pub async fn list_runs(&self, query: RunQuery) -> Result<Page<Run>, StoreError> {
         let client = self.client().await?;
         let mut filter = String::from("true");
         let pattern = query.search.as_ref().map(|search| {
@@ -111,7 +111,7 @@ impl PostgresStore {
         args.push(&query.limit);
         args.push(&query.offset);
         let runs = client.query(&sql, &args).await?.iter().map(run_row).collect::<Result<_, _>>()?;
-        Ok((runs, total))
+        Ok(Page { items: runs, total })
     }
 
     pub async fn run(&self, id: Uuid) -> Result<Option<Run>, StoreError> {
@@ -127,7 +127,7 @@ impl PostgresStore {
         limit: i64,
         after_nonce: Option<i64>,
         offset: i64,
-    ) -> Result<Option<(Vec<RunHit>, i64)>, StoreError> {
+    ) -> Result<Option<Page<RunHit>>, StoreError> {
         let client = self.client().await?;
         let Some(row) = client.query_opt("SELECT pk FROM runs WHERE id = $1", &[&id]).await? else { return Ok(None) };
         let pk: i64 = row.try_get(0)?;
@@ -155,7 +155,7 @@ impl PostgresStore {
                 })
             })
             .collect::<Result<_, StoreError>>()?;
-        Ok(Some((hits, total)))
+        Ok(Some(Page { items: hits, total }))
     }
 
     pub async fn delete_run(&self, id: Uuid) -> Result<bool, StoreError> {

@@ -3,7 +3,7 @@
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::super::model::{SimulationRecord, iso};
+use super::super::model::{Page, SimulationRecord, iso};
 use super::PostgresStore;
 use crate::store::StoreError;
 
@@ -68,7 +68,7 @@ impl PostgresStore {
     }
 
     /// Newest first, without their results.
-    pub async fn list_simulations(&self, limit: i64, offset: i64) -> Result<(Vec<SimulationRecord>, i64), StoreError> {
+    pub async fn list_simulations(&self, limit: i64, offset: i64) -> Result<Page<SimulationRecord>, StoreError> {
         let client = self.client().await?;
         let rows = client
             .query(
@@ -78,7 +78,7 @@ impl PostgresStore {
             )
             .await?;
         let total: i64 = client.query_one("SELECT count(*) FROM simulations", &[]).await?.try_get(0)?;
-        Ok((rows.iter().map(record).collect::<Result<_, _>>()?, total))
+        Ok(Page { items: rows.iter().map(record).collect::<Result<_, _>>()?, total })
     }
 
     pub async fn delete_simulation(&self, id: Uuid) -> Result<bool, StoreError> {

@@ -214,7 +214,7 @@ impl SqliteStore {
         self.read(move |conn| stream_key(conn, id)).await
     }
 
-    pub async fn list_streams(&self, limit: i64, offset: i64) -> Result<(Vec<StreamSummary>, i64), StoreError> {
+    pub async fn list_streams(&self, limit: i64, offset: i64) -> Result<Page<StreamSummary>, StoreError> {
         self.read(move |conn| {
             let total: i64 = conn.query_row("SELECT count(*) FROM streams", [], |r| r.get(0))?;
             let sql = format!(
@@ -223,7 +223,7 @@ impl SqliteStore {
             let rows: Vec<(i64, StreamSummary)> =
                 conn.prepare_cached(&sql)?.query_map(params![limit, offset], summary_row)?.collect::<Result<_, _>>()?;
             let streams = rows.into_iter().map(|(pk, s)| complete(conn, pk, s)).collect::<Result<_, _>>()?;
-            Ok((streams, total))
+            Ok(Page { items: streams, total })
         })
         .await
     }

@@ -4,7 +4,7 @@ use rusqlite::types::Value as Sql;
 use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 use uuid::Uuid;
 
-use super::super::model::{Run, RunHit, iso};
+use super::super::model::{Page, Run, RunHit, iso};
 use super::super::{NewRun, RunQuery};
 use super::{SqliteStore, Writer};
 use crate::store::StoreError;
@@ -75,7 +75,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn list_runs(&self, query: RunQuery) -> Result<(Vec<Run>, i64), StoreError> {
+    pub async fn list_runs(&self, query: RunQuery) -> Result<Page<Run>, StoreError> {
         self.read(move |conn| {
             let mut filter = String::from("1 = 1");
             let mut args: Vec<Sql> = Vec::new();
@@ -100,7 +100,7 @@ impl SqliteStore {
             let sql =
                 format!("SELECT {RUN_COLUMNS} FROM runs WHERE {filter} ORDER BY created_at DESC, pk DESC LIMIT ? OFFSET ?");
             let runs = conn.prepare_cached(&sql)?.query_map(params_from_iter(args.iter()), run_row)?.collect::<Result<_, _>>()?;
-            Ok((runs, total))
+            Ok(Page { items: runs, total })
         })
         .await
     }
@@ -123,7 +123,7 @@ impl SqliteStore {
         limit: i64,
         after_nonce: Option<i64>,
         offset: i64,
-    ) -> Result<Option<(Vec<RunHit>, i64)>, StoreError> {
+    ) -> Result<Option<Page<RunHit>>, StoreError> {
         self.read(move |conn| {
             let pk: Option<i64> = conn
                 .prepare_cached("SELECT pk FROM runs WHERE id = ?1")?
@@ -148,7 +148,7 @@ impl SqliteStore {
                     })
                 })?
                 .collect::<Result<_, _>>()?;
-            Ok(Some((hits, total)))
+            Ok(Some(Page { items: hits, total }))
         })
         .await
     }

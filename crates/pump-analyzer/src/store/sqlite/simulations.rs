@@ -3,7 +3,7 @@
 use rusqlite::{OptionalExtension, Row, params};
 use uuid::Uuid;
 
-use super::super::model::{SimulationRecord, iso};
+use super::super::model::{Page, SimulationRecord, iso};
 use super::SqliteStore;
 use crate::store::StoreError;
 
@@ -76,7 +76,7 @@ impl SqliteStore {
     }
 
     /// Newest first, without their results.
-    pub async fn list_simulations(&self, limit: i64, offset: i64) -> Result<(Vec<SimulationRecord>, i64), StoreError> {
+    pub async fn list_simulations(&self, limit: i64, offset: i64) -> Result<Page<SimulationRecord>, StoreError> {
         self.read(move |conn| {
             let rows = conn
                 .prepare_cached(
@@ -86,7 +86,7 @@ impl SqliteStore {
                 .query_map(params![limit, offset], record)?
                 .collect::<Result<Vec<_>, _>>()?;
             let total = conn.query_row("SELECT count(*) FROM simulations", [], |r| r.get(0))?;
-            Ok((rows, total))
+            Ok(Page { items: rows, total })
         })
         .await
     }
