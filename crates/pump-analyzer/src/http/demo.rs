@@ -15,9 +15,9 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::error::{AppError, ErrorBody, Result};
 use super::extract::JsonBody;
+use super::openapi::{ById, WriteRefused};
 use super::query::PathId;
 use super::seeds::SeedRevealed;
-use super::session_layer::Refusal;
 use super::streams::parse_id;
 use crate::live::demo::{DEFAULT_RATE, Demo, DemoStatus, MAX_RATE};
 
@@ -63,8 +63,7 @@ fn demo_of(state: &AppState, raw: &str) -> Result<std::sync::Arc<Demo>> {
 #[utoipa::path(post, path = "/live/demo", operation_id = "start_demo", summary = "Start a demo stream fed live from the engine",
     request_body(content = DemoRate, description = "optional"),
     responses((status = 201, body = DemoStatus), (status = 400, description = "The body is not JSON", body = ErrorBody),
-              (status = 401, description = "A session is required", body = Refusal),
-              (status = 403, description = "The CSRF token is missing or wrong", body = Refusal),
+              WriteRefused,
               (status = 422, description = "The rate is out of range", body = ErrorBody)))]
 async fn start(
     State(state): State<AppState>,
@@ -88,8 +87,7 @@ async fn list(State(state): State<AppState>) -> Json<DemoList> {
 #[utoipa::path(put, path = "/live/demo/{id}", summary = "Set a demo's pace (rounds per second)",
     params(("id" = String, Path, description = "the demo stream's UUID")), request_body = DemoRate,
     responses((status = 200, body = DemoStatus), (status = 400, description = "The body is not JSON", body = ErrorBody),
-              (status = 401, description = "A session is required", body = Refusal),
-              (status = 403, description = "The CSRF token is missing or wrong", body = Refusal),
+              WriteRefused,
               (status = 404, description = "No demo feeds this stream", body = ErrorBody),
               (status = 422, description = "The rate is out of range", body = ErrorBody)))]
 async fn set_rate(
@@ -105,10 +103,8 @@ async fn set_rate(
 #[utoipa::path(delete, path = "/live/demo/{id}", summary = "Stop a demo's feed (the stream stays)",
     params(("id" = String, Path, description = "the demo stream's UUID")),
     responses((status = 200, body = DemoStatus),
-              (status = 401, description = "A session is required", body = Refusal),
-              (status = 403, description = "The CSRF token is missing or wrong", body = Refusal),
-              (status = 404, description = "No demo feeds this stream", body = ErrorBody),
-              (status = 422, description = "The id is not a UUID", body = ErrorBody)))]
+              WriteRefused,
+              ById))]
 async fn stop(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<DemoStatus>> {
     let demo = demo_of(&state, &raw)?;
     demo.stop_and_wait().await;
@@ -119,10 +115,8 @@ async fn stop(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json
     summary = "Stop a demo and reveal its server seed: every recorded bet is verified",
     params(("id" = String, Path, description = "the demo stream's UUID")),
     responses((status = 200, body = SeedRevealed), (status = 201, description = "First revealed now", body = SeedRevealed),
-              (status = 401, description = "A session is required", body = Refusal),
-              (status = 403, description = "The CSRF token is missing or wrong", body = Refusal),
-              (status = 404, description = "No demo feeds this stream", body = ErrorBody),
-              (status = 422, description = "The id is not a UUID", body = ErrorBody)))]
+              WriteRefused,
+              ById))]
 async fn reveal(State(state): State<AppState>, PathId(raw): PathId) -> Result<(StatusCode, Json<SeedRevealed>)> {
     let demo = demo_of(&state, &raw)?;
     let seed = demo.reveal().await;

@@ -22,6 +22,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{AppError, ErrorBody, Result};
+use super::openapi::ById;
 use super::query::{Params, PathId};
 use super::streams::resolve;
 use crate::store::StreamKey;
@@ -65,8 +66,7 @@ fn resume_from(headers: &HeaderMap, params: &Params) -> Result<Option<i64>> {
            ("last_event_id" = Option<i64>, Query, minimum = 0, description = "the same, for a first EventSource connection")),
     responses((status = 200, description = "An endless event stream", body = String, content_type = "text/event-stream"),
               (status = 400, description = "Last-Event-ID is not a bet id", body = ErrorBody),
-              (status = 404, description = "No such stream", body = ErrorBody),
-              (status = 422, description = "A parameter is invalid", body = ErrorBody),
+              ById,
               (status = 503, description = "SSE_MAX_CLIENTS are connected", body = ErrorBody)))]
 async fn one_stream(
     State(state): State<AppState>,

@@ -98,30 +98,14 @@ enum Answer<'a> {
     request_body = crate::ingest::wire::IngestBody,
     security(("ingestToken" = []), ()),
     responses(
-        (status = 200, description = "Stored; a batch answers item by item", body = Answer, headers(
-            ("X-RateLimit-Limit" = i64, description = "requests allowed per rolling minute"),
-            ("X-RateLimit-Remaining" = i64, description = "requests left in the window"),
-            ("X-RateLimit-Reset" = i64, description = "Unix time when the next request is allowed"),
-            ("RateLimit-Policy" = String, description = "IETF draft policy"),
-            ("RateLimit" = String, description = "IETF draft state"))),
+        (status = 200, description = "Stored; a batch answers item by item", body = Answer),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
         (status = 401, description = "The ingest token is missing or wrong", body = ErrorBody),
         (status = 403, description = "A browser on another site sent it", body = ErrorBody),
         (status = 408, description = "The body stopped arriving", body = ErrorBody),
         (status = 413, description = "The body is over the size limit", body = ErrorBody),
-        (status = 422, description = "The message breaks a rule: every offending field is named", body = ErrorBody, headers(
-            ("X-RateLimit-Limit" = i64, description = "requests allowed per rolling minute"),
-            ("X-RateLimit-Remaining" = i64, description = "requests left in the window"),
-            ("X-RateLimit-Reset" = i64, description = "Unix time when the next request is allowed"),
-            ("RateLimit-Policy" = String, description = "IETF draft policy"),
-            ("RateLimit" = String, description = "IETF draft state"))),
-        (status = 429, description = "Over the rate limit", body = ErrorBody, headers(
-            ("X-RateLimit-Limit" = i64, description = "requests allowed per rolling minute"),
-            ("X-RateLimit-Remaining" = i64, description = "requests left in the window"),
-            ("X-RateLimit-Reset" = i64, description = "Unix time when the next request is allowed"),
-            ("RateLimit-Policy" = String, description = "IETF draft policy"),
-            ("RateLimit" = String, description = "IETF draft state"),
-            ("Retry-After" = i64, description = "whole seconds until the next request is allowed (≥ 1)"))),
+        (status = 422, description = "The message breaks a rule: every offending field is named", body = ErrorBody),
+        (status = 429, description = "Over the rate limit", body = ErrorBody),
         (status = 503, description = "The database or the shared rate limiter is unavailable", body = ErrorBody),
     ))]
 async fn ingest(State(state): State<AppState>, JsonBody(body): JsonBody<RawBody>) -> Result<Response> {

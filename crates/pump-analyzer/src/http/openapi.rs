@@ -11,11 +11,13 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::routing::get;
 use http::header;
-use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{self, ComponentsBuilder};
+use utoipa::openapi::{self, ComponentsBuilder, RefOr};
+use utoipa::{IntoResponses, OpenApi};
 
 use super::AppState;
+use super::error::ErrorBody;
+use super::session_layer::Refusal;
 
 /// The parts of the document that belong to no single handler.
 #[derive(OpenApi)]
@@ -27,9 +29,31 @@ use super::AppState;
             unless DASHBOARD_PASSWORD is set, then they log in. /live/ingest uses X-Ingest-Token, which authorises \
             nothing else.",
     ),
-    components(schemas(super::error::ErrorBody, super::session_layer::Refusal))
+    components(schemas(ErrorBody, Refusal))
 )]
 struct Base;
+
+/// What the session layer answers a write it refuses, on every write route (SPEC §5).
+#[derive(IntoResponses)]
+pub enum WriteRefused {
+    /// A session is required (a dashboard password is set, or the session has expired)
+    #[response(status = 401)]
+    SessionRequired(Refusal<'static>),
+    /// The CSRF token is missing or wrong
+    #[response(status = 403)]
+    CsrfRefused(Refusal<'static>),
+}
+
+/// The answers of a route whose path names a stream, run, simulation or demo by its UUID.
+#[derive(IntoResponses)]
+pub enum ById {
+    /// Nothing has this id
+    #[response(status = 404)]
+    NotFound(ErrorBody<'static>),
+    /// The id is not a UUID, or a parameter is invalid
+    #[response(status = 422)]
+    Invalid(ErrorBody<'static>),
+}
 
 /// The document the resource routers are merged into.
 pub fn base() -> openapi::OpenApi {
@@ -77,12 +101,46 @@ fn finish(document: &mut openapi::OpenApi) {
     let session = || SecurityRequirement::new("sessionCookie", Vec::<String>::new());
     let session_csrf =
         || SecurityRequirement::new("sessionCookie", Vec::<String>::new()).add("csrfToken", Vec::<String>::new());
+    rate_limit_headers(document);
     for item in document.paths.paths.values_mut() {
         if let Some(operation) = item.get.as_mut() {
             operation.security.get_or_insert_with(|| vec![open(), session()]);
         }
         for operation in [&mut item.post, &mut item.put, &mut item.delete].into_iter().flatten() {
             operation.security.get_or_insert_with(|| vec![session_csrf(), open()]);
+        }
+    }
+}
+
+/// Ingest answers that went through the rate limit carry its headers (`security::headers`), and
+/// a refusal says when to retry: written here once rather than in each status of the handler's
+/// annotation.
+fn rate_limit_headers(document: &mut openapi::OpenApi) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::schema::Type;
+    let header = |kind: Type, description: &str| {
+        let schema = openapi::ObjectBuilder::new().schema_type(kind);
+        RefOr::T(HeaderBuilder::new().schema(Some(schema)).description(Some(description)).build())
+    };
+    let Some(ingest) = document.paths.paths.get_mut("/live/ingest").and_then(|item| item.post.as_mut()) else {
+        return;
+    };
+    for (status, response) in ingest.responses.responses.iter_mut() {
+        let RefOr::T(response) = response else { continue };
+        if !matches!(status.as_str(), "200" | "422" | "429") {
+            continue;
+        }
+        let headers = &mut response.headers;
+        headers.insert("X-RateLimit-Limit".into(), header(Type::Integer, "requests allowed per rolling minute"));
+        headers.insert("X-RateLimit-Remaining".into(), header(Type::Integer, "requests left in the window"));
+        headers.insert("X-RateLimit-Reset".into(), header(Type::Integer, "Unix time when the next request is allowed"));
+        headers.insert("RateLimit-Policy".into(), header(Type::String, "IETF draft policy"));
+        headers.insert("RateLimit".into(), header(Type::String, "IETF draft state"));
+        if status == "429" {
+            headers.insert(
+                "Retry-After".into(),
+                header(Type::Integer, "whole seconds until the next request is allowed (≥ 1)"),
+            );
         }
     }
 }

@@ -31,9 +31,9 @@ use super::AppState;
 use super::csv;
 use super::error::{AppError, ErrorBody, Result};
 use super::extract::JsonBody;
+use super::openapi::{ById, WriteRefused};
 use super::query::{Params, PathId};
 use super::seeds::seed_hash;
-use super::session_layer::Refusal;
 use super::streams::parse_id;
 use crate::ingest::message::FieldError;
 use crate::store::model::{Page, Run, RunHit, RunSummary};
@@ -386,8 +386,7 @@ struct HitPage {
 #[utoipa::path(post, path = "/runs", summary = "Scan a nonce range; answers when the scan is done",
     request_body = RunRequest,
     responses((status = 201, body = Run), (status = 400, description = "The body is not JSON", body = ErrorBody),
-              (status = 401, description = "A session is required", body = Refusal),
-              (status = 403, description = "The CSRF token is missing or wrong", body = Refusal),
+              WriteRefused,
               (status = 409, description = "The id is taken, or the run was cancelled", body = ErrorBody),
               (status = 413, description = "The range is over MAX_NONCES", body = ErrorBody),
               (status = 422, description = "A field is missing or invalid", body = ErrorBody)))]
@@ -501,16 +500,14 @@ async fn load(state: &AppState, raw: &str) -> Result<Run> {
 
 #[utoipa::path(get, path = "/runs/{id}", summary = "One run",
     params(("id" = String, Path, description = "the run's UUID")),
-    responses((status = 200, body = Run), (status = 404, description = "No such run", body = ErrorBody),
-              (status = 422, description = "The id is not a UUID", body = ErrorBody)))]
+    responses((status = 200, body = Run), ById))]
 async fn show(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<Run>> {
     Ok(Json(load(&state, &raw).await?))
 }
 
 #[utoipa::path(get, path = "/runs/{id}/progress", summary = "Progress of a run",
     params(("id" = String, Path, description = "the run's UUID")),
-    responses((status = 200, body = RunProgress), (status = 404, description = "No such run", body = ErrorBody),
-              (status = 422, description = "The id is not a UUID", body = ErrorBody)))]
+    responses((status = 200, body = RunProgress), ById))]
 async fn progress(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<RunProgress>> {
     let id = parse_id(&raw, "run")?;
     if let Some(run) = state.runs.get(id) {
@@ -534,8 +531,7 @@ async fn progress(State(state): State<AppState>, PathId(raw): PathId) -> Result<
 #[utoipa::path(post, path = "/runs/{id}/cancel", summary = "Cancel a scan in progress",
     params(("id" = String, Path, description = "the run's UUID")),
     responses((status = 202, body = RunCancelled),
-              (status = 401, description = "A session is required", body = Refusal),
-              (status = 403, description = "The CSRF token is missing or wrong", body = Refusal),
+              WriteRefused,
               (status = 404, description = "No such run", body = ErrorBody),
               (status = 409, description = "The run has finished already", body = ErrorBody),
               (status = 422, description = "The id is not a UUID", body = ErrorBody)))]
@@ -556,10 +552,8 @@ async fn cancel(State(state): State<AppState>, PathId(raw): PathId) -> Result<(S
 #[utoipa::path(delete, path = "/runs/{id}", operation_id = "delete_run", summary = "Delete a run (or cancel one in progress)",
     params(("id" = String, Path, description = "the run's UUID")),
     responses((status = 200, body = RunDeleted),
-              (status = 401, description = "A session is required", body = Refusal),
-              (status = 403, description = "The CSRF token is missing or wrong", body = Refusal),
-              (status = 404, description = "No such run", body = ErrorBody),
-              (status = 422, description = "The id is not a UUID", body = ErrorBody)))]
+              WriteRefused,
+              ById))]
 async fn delete(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<RunDeleted>> {
     let id = parse_id(&raw, "run")?;
     if let Some(run) = state.runs.get(id) {
@@ -576,8 +570,7 @@ async fn delete(State(state): State<AppState>, PathId(raw): PathId) -> Result<Js
     params(("id" = String, Path, description = "the run's UUID"), ("min_multiplier" = Option<f64>, Query),
            ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000), ("offset" = Option<i64>, Query, minimum = 0)),
     responses((status = 200, body = HitPage), (status = 400, description = "A parameter cannot be read", body = ErrorBody),
-              (status = 404, description = "No such run", body = ErrorBody),
-              (status = 422, description = "A parameter is invalid", body = ErrorBody)))]
+              ById))]
 async fn hits(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<HitPage>> {
     let id = parse_id(&raw, "run")?;
     let min = params.opt_number("min_multiplier", 0.0)?;
@@ -608,8 +601,7 @@ pub const HITS_HEADER: &str = "nonce,max_pumps,max_multiplier,pop_point\n";
 #[utoipa::path(get, path = "/runs/{id}/export/hits.csv", summary = "A run's hits as CSV",
     params(("id" = String, Path, description = "the run's UUID")),
     responses((status = 200, description = "CSV, nonce ascending", body = String, content_type = "text/csv"),
-              (status = 404, description = "No such run", body = ErrorBody),
-              (status = 422, description = "The id is not a UUID", body = ErrorBody)))]
+              ById))]
 async fn export_hits(State(state): State<AppState>, PathId(raw): PathId) -> Result<Response> {
     let run = load(&state, &raw).await?;
     let id = run.id;
@@ -636,8 +628,7 @@ async fn export_hits(State(state): State<AppState>, PathId(raw): PathId) -> Resu
 #[utoipa::path(get, path = "/runs/{id}/export/full.csv", summary = "Every nonce of a run's range, recomputed, as CSV",
     params(("id" = String, Path, description = "the run's UUID")),
     responses((status = 200, description = "CSV, one row per nonce", body = String, content_type = "text/csv"),
-              (status = 404, description = "No such run", body = ErrorBody),
-              (status = 422, description = "The id is not a UUID", body = ErrorBody)))]
+              ById))]
 async fn export_full(State(state): State<AppState>, PathId(raw): PathId) -> Result<Response> {
     let run = load(&state, &raw).await?;
     let difficulty: Difficulty = run.difficulty;

@@ -22,8 +22,8 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::{AppError, ErrorBody, Result};
 use super::extract::JsonBody;
+use super::openapi::{ById, WriteRefused};
 use super::query::{Params, PathId};
-use super::session_layer::Refusal;
 use super::streams::parse_id;
 use crate::ingest::message::FieldError;
 use crate::sim::{DEFAULT_BALANCE, DEFAULT_MAX_BETS, MAX_RUNS, SimConfig, SimControl};
@@ -226,8 +226,7 @@ fn now() -> i64 {
     description = "Answers 202 at once; the simulation runs in the background.",
     request_body = SimRequest,
     responses((status = 202, body = SimulationStarted), (status = 400, description = "The body is not JSON", body = ErrorBody),
-              (status = 401, description = "A session is required", body = Refusal),
-              (status = 403, description = "The CSRF token is missing or wrong", body = Refusal),
+              WriteRefused,
               (status = 422, description = "A field is invalid, or the script does not parse", body = ErrorBody)))]
 async fn start(
     State(state): State<AppState>,
@@ -313,8 +312,7 @@ fn progress(state: &AppState, id: Uuid, status: &str, request: &Value, result: O
 
 #[utoipa::path(get, path = "/simulations/{id}", summary = "One simulation: progress, then its result",
     params(("id" = String, Path, description = "the simulation's UUID")),
-    responses((status = 200, body = Simulation), (status = 404, description = "No such simulation", body = ErrorBody),
-              (status = 422, description = "The id is not a UUID", body = ErrorBody)))]
+    responses((status = 200, body = Simulation), ById))]
 async fn one(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<Simulation>> {
     let id = parse_id(&raw, "simulation")?;
     let record =
@@ -358,10 +356,8 @@ async fn list(State(state): State<AppState>, params: Params) -> Result<Json<Simu
 #[utoipa::path(delete, path = "/simulations/{id}", summary = "Cancel a running simulation, or delete a finished one",
     params(("id" = String, Path, description = "the simulation's UUID")),
     responses((status = 200, body = SimulationDeleted),
-              (status = 401, description = "A session is required", body = Refusal),
-              (status = 403, description = "The CSRF token is missing or wrong", body = Refusal),
-              (status = 404, description = "No such simulation", body = ErrorBody),
-              (status = 422, description = "The id is not a UUID", body = ErrorBody)))]
+              WriteRefused,
+              ById))]
 async fn remove(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<SimulationDeleted>> {
     let id = parse_id(&raw, "simulation")?;
     if let Some(active) = state.simulations.get(id) {

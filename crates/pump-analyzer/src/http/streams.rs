@@ -21,8 +21,8 @@ use super::AppState;
 use super::csv;
 use super::error::{AppError, ErrorBody, Result};
 use super::extract::JsonBody;
+use super::openapi::{ById, WriteRefused};
 use super::query::{Params, PathId};
-use super::session_layer::Refusal;
 use crate::live::analysis::{self, TierCadence};
 use crate::store::StreamKey;
 use crate::store::model::{
@@ -80,8 +80,7 @@ async fn list(State(state): State<AppState>, params: Params) -> Result<Json<Stre
 
 #[utoipa::path(get, path = "/live/streams/{id}", summary = "One stream with aggregates and recent bets",
     params(("id" = String, Path, description = "the stream's UUID")),
-    responses((status = 200, body = StreamDetail), (status = 404, description = "No such stream", body = ErrorBody),
-              (status = 422, description = "The id is not a UUID", body = ErrorBody)))]
+    responses((status = 200, body = StreamDetail), ById))]
 async fn detail(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<StreamDetail>> {
     let id = parse_id(&raw, "stream")?;
     let detail =
@@ -95,8 +94,7 @@ async fn detail(State(state): State<AppState>, PathId(raw): PathId) -> Result<Js
            ("min_multiplier" = Option<f64>, Query), ("difficulty" = Option<String>, Query),
            ("order" = Option<String>, Query, description = "nonce_asc (default) or id_desc")),
     responses((status = 200, body = BetPage), (status = 400, description = "A parameter cannot be read", body = ErrorBody),
-              (status = 404, description = "No such stream", body = ErrorBody),
-              (status = 422, description = "A parameter is invalid", body = ErrorBody)))]
+              ById))]
 async fn bets(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<BetPage>> {
     let key = resolve(&state, &raw).await?;
     let order = match params.text("order").map(str::trim) {
@@ -135,8 +133,7 @@ struct StreamTail {
     params(("id" = String, Path, description = "the stream's UUID"),
            ("since_id" = Option<i64>, Query, minimum = 0), ("limit" = Option<i64>, Query, minimum = 1, maximum = 5000)),
     responses((status = 200, body = StreamTail), (status = 400, description = "A parameter cannot be read", body = ErrorBody),
-              (status = 404, description = "No such stream", body = ErrorBody),
-              (status = 422, description = "A parameter is invalid", body = ErrorBody)))]
+              ById))]
 async fn tail(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<StreamTail>> {
     let key = resolve(&state, &raw).await?;
     let since_id = params.int("since_id", 0, 0, i64::MAX)?;
@@ -161,8 +158,7 @@ struct Rounds {
     params(("id" = String, Path, description = "the stream's UUID"),
            ("since_nonce" = Option<i64>, Query, minimum = 0), ("limit" = Option<i64>, Query, minimum = 1, maximum = 10000)),
     responses((status = 200, body = Rounds), (status = 400, description = "A parameter cannot be read", body = ErrorBody),
-              (status = 404, description = "No such stream", body = ErrorBody),
-              (status = 422, description = "A parameter is invalid", body = ErrorBody)))]
+              ById))]
 async fn rounds(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<Rounds>> {
     let key = resolve(&state, &raw).await?;
     let since = params.opt_int("since_nonce", 0, i64::MAX)?;
@@ -197,8 +193,7 @@ struct Cadence {
            ("k" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "gaps listed per tier"),
            ("band" = Option<f64>, Query), ("difficulty" = Option<String>, Query)),
     responses((status = 200, body = Cadence), (status = 400, description = "A parameter cannot be read", body = ErrorBody),
-              (status = 404, description = "No such stream", body = ErrorBody),
-              (status = 422, description = "A parameter is invalid", body = ErrorBody)))]
+              ById))]
 async fn cadence(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<Cadence>> {
     let key = resolve(&state, &raw).await?;
     let mut tiers = params.numbers("tiers", 20)?.unwrap_or_else(|| DEFAULT_TIERS.to_vec());
@@ -238,8 +233,7 @@ struct MultiplierReport {
            ("multipliers" = Option<String>, Query, description = "comma-separated multipliers (default: the watched tiers)"),
            ("difficulty" = Option<String>, Query)),
     responses((status = 200, body = MultiplierReport), (status = 400, description = "A parameter cannot be read", body = ErrorBody),
-              (status = 404, description = "No such stream", body = ErrorBody),
-              (status = 422, description = "A parameter is invalid", body = ErrorBody)))]
+              ById))]
 async fn metrics(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<MultiplierReport>> {
     let key = resolve(&state, &raw).await?;
     let mut pinned = params.numbers("multipliers", 50)?.unwrap_or_else(|| DEFAULT_TIERS.to_vec());
@@ -269,8 +263,7 @@ struct NotesUpdate {
 #[utoipa::path(put, path = "/live/streams/{id}", summary = "Set or clear a stream's notes",
     params(("id" = String, Path, description = "the stream's UUID")), request_body = NotesUpdate,
     responses((status = 200, body = StreamSummary), (status = 400, description = "The body is not JSON", body = ErrorBody),
-              (status = 401, description = "A session is required", body = Refusal),
-              (status = 403, description = "The CSRF token is missing or wrong", body = Refusal),
+              WriteRefused,
               (status = 404, description = "No such stream", body = ErrorBody),
               (status = 422, description = "The notes are invalid", body = ErrorBody)))]
 async fn update_notes(
@@ -312,10 +305,8 @@ struct StreamDeleted {
 #[utoipa::path(delete, path = "/live/streams/{id}", operation_id = "delete_stream", summary = "Delete a stream and its bets",
     params(("id" = String, Path, description = "the stream's UUID")),
     responses((status = 200, body = StreamDeleted),
-              (status = 401, description = "A session is required", body = Refusal),
-              (status = 403, description = "The CSRF token is missing or wrong", body = Refusal),
-              (status = 404, description = "No such stream", body = ErrorBody),
-              (status = 422, description = "The id is not a UUID", body = ErrorBody)))]
+              WriteRefused,
+              ById))]
 async fn delete(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<StreamDeleted>> {
     let key = resolve(&state, &raw).await?;
     let deleted = state
@@ -377,8 +368,7 @@ struct ExportCursor {
 #[utoipa::path(get, path = "/live/streams/{id}/export.csv", summary = "All of a stream's bets as CSV",
     params(("id" = String, Path, description = "the stream's UUID")),
     responses((status = 200, description = "CSV, nonce ascending", body = String, content_type = "text/csv"),
-              (status = 404, description = "No such stream", body = ErrorBody),
-              (status = 422, description = "The id is not a UUID", body = ErrorBody)))]
+              ById))]
 async fn export(State(state): State<AppState>, PathId(raw): PathId) -> Result<Response> {
     let key = resolve(&state, &raw).await?;
     let detail = state.store.stream_detail(key.id).await?;
