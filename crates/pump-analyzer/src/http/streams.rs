@@ -24,10 +24,10 @@ use super::extract::JsonBody;
 use super::openapi::{ById, WriteRefused};
 use super::query::{Params, PathId};
 use crate::live::analysis::{self, TierCadence};
-use crate::store::StreamKey;
 use crate::store::model::{
     BetOrder, BetPage, BetQuery, BetRecord, Page, Round, StreamDetail, StreamSummary, difficulty_schema,
 };
+use crate::store::{CadenceData, StreamKey};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -173,8 +173,9 @@ fn odds_difficulty(params: &Params, stream: Option<Difficulty>) -> Result<Diffic
     Ok(params.difficulty("difficulty")?.or(stream).unwrap_or(Difficulty::Expert))
 }
 
+/// What a stream's cadence and multiplier metrics were computed from.
 #[derive(Serialize, ToSchema)]
-struct Cadence {
+struct OddsBasis {
     stream_id: Uuid,
     /// The difficulty the odds are computed for.
     #[schema(schema_with = difficulty_schema)]
@@ -182,6 +183,23 @@ struct Cadence {
     #[schema(required = true)]
     last_observed_nonce: Option<i64>,
     rounds_observed: i64,
+}
+
+impl OddsBasis {
+    fn of(key: StreamKey, difficulty: Difficulty, data: &CadenceData) -> Self {
+        OddsBasis {
+            stream_id: key.id,
+            difficulty,
+            last_observed_nonce: data.last_observed_nonce,
+            rounds_observed: data.scan.rounds_count,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+struct Cadence {
+    #[serde(flatten)]
+    basis: OddsBasis,
     k: usize,
     band: f64,
     tiers: Vec<TierCadence>,
@@ -205,26 +223,14 @@ async fn cadence(State(state): State<AppState>, PathId(raw): PathId, params: Par
     let data = state.store.round_scan(key, min, 1000).await?;
     let difficulty = odds_difficulty(&params, data.difficulty)?;
     let tiers = analysis::cadence(&data.scan, data.last_observed_nonce, difficulty, &tiers, k, band);
-    Ok(Json(Cadence {
-        stream_id: key.id,
-        difficulty,
-        last_observed_nonce: data.last_observed_nonce,
-        rounds_observed: data.scan.rounds_count,
-        k,
-        band,
-        tiers,
-    }))
+    Ok(Json(Cadence { basis: OddsBasis::of(key, difficulty, &data), k, band, tiers }))
 }
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = MultiplierMetrics)]
 struct MultiplierReport {
-    stream_id: Uuid,
-    #[schema(schema_with = difficulty_schema)]
-    difficulty: Difficulty,
-    #[schema(required = true)]
-    last_observed_nonce: Option<i64>,
-    rounds_observed: i64,
+    #[serde(flatten)]
+    basis: OddsBasis,
     multipliers: Vec<analysis::MultiplierMetrics>,
 }
 
@@ -242,13 +248,7 @@ async fn metrics(State(state): State<AppState>, PathId(raw): PathId, params: Par
     let data = state.store.round_scan(key, min, 0).await?;
     let difficulty = odds_difficulty(&params, data.difficulty)?;
     let multipliers = analysis::multiplier_metrics(&data.scan.hits, data.last_observed_nonce, difficulty, &pinned);
-    Ok(Json(MultiplierReport {
-        stream_id: key.id,
-        difficulty,
-        last_observed_nonce: data.last_observed_nonce,
-        rounds_observed: data.scan.rounds_count,
-        multipliers,
-    }))
+    Ok(Json(MultiplierReport { basis: OddsBasis::of(key, difficulty, &data), multipliers }))
 }
 
 /// The body of `PUT /live/streams/{id}`.
