@@ -308,7 +308,7 @@ async fn reveal(url: &str, big: &str) {
         let detail: Value = client.get(format!("{url}/live/streams/{big}")).send().await.unwrap().json().await.unwrap();
         if detail["verified"]["pending"] == 0 && reveal.is_finished() {
             println!(
-                "seed reveal: {} bets verified in {:.1} s (reveal answered {})",
+                "seed reveal: {} bets verified in {:.2} s (reveal answered {})",
                 detail["verified"]["checked"],
                 started.elapsed().as_secs_f64(),
                 reveal.await.unwrap()

@@ -1,9 +1,9 @@
 //! Verification of recorded bets once their server seed is revealed (SPEC §3.3).
 //!
 //! Bets stored before the reveal are replayed here in chunks: each chunk is read on a read
-//! connection, recomputed by the engine on the blocking pool, and recorded by one short writer
-//! job while the next chunk is read, so ingest and other requests interleave with a long
-//! verification instead of waiting for it. Bets arriving after the reveal are verified by the writer as they are stored.
+//! connection (the next one while this one is recomputed), recomputed by the engine on the
+//! blocking pool, and recorded by one short writer job while the next chunk is read, so ingest
+//! and other requests interleave with a long verification instead of waiting for it. Bets arriving after the reveal are verified by the writer as they are stored.
 
 use pump_engine::RoundDeriver;
 use pump_engine::tables::cents;
@@ -11,10 +11,6 @@ use uuid::Uuid;
 
 use crate::store::model::BetCheck;
 use crate::store::{Store, StoreError};
-
-/// Bets per chunk: well under a millisecond of engine time and one short writer transaction, so
-/// ingest waits at most a few milliseconds behind a verification chunk.
-const CHUNK: i64 = 1000;
 
 /// Chunks recorded at the same time: on PostgreSQL each on a connection of its own, in parallel.
 const RECORDING: usize = 4;
@@ -30,14 +26,24 @@ pub async fn verify_stream(
     let mut deriver = Some(RoundDeriver::new(&server_seed, &client_seed));
     let mut after = (i64::MIN, i64::MIN);
     let mut total = 0u64;
+    let chunk = store.verification_chunk();
     // Earlier chunks' results being recorded while this chunk is read and recomputed.
     let mut recording: std::collections::VecDeque<tokio::task::JoinHandle<Result<(), StoreError>>> =
         std::collections::VecDeque::new();
-    loop {
-        let bets = store.unverified_bets(pk, after, CHUNK).await?;
+    let read = |after: (i64, i64)| {
+        let store = store.clone();
+        tokio::spawn(async move { store.unverified_bets(pk, after, chunk).await })
+    };
+    // The next chunk is read while this one is recomputed: on PostgreSQL the reads are round
+    // trips, one after the other, and they are what a verification waits for.
+    let mut next = Some(read(after));
+    while let Some(reading) = next.take() {
+        let bets = reading.await.map_err(|e| StoreError::Internal(format!("reading bets to verify failed: {e}")))??;
         let Some(last) = bets.last() else { break };
         after = (last.nonce, last.id);
-        let full = bets.len() as i64 == CHUNK;
+        if bets.len() as i64 == chunk {
+            next = Some(read(after));
+        }
         let mut engine = deriver.take().unwrap_or_else(|| RoundDeriver::new(&server_seed, &client_seed));
         let (engine, results) = tokio::task::spawn_blocking(move || {
             let results: Vec<BetCheck> = bets
@@ -61,9 +67,6 @@ pub async fn verify_stream(
         }
         let store = store.clone();
         recording.push_back(tokio::spawn(async move { store.record_verification(pk, stream_id, results).await }));
-        if !full {
-            break;
-        }
     }
     for rest in recording {
         finish(rest).await?;

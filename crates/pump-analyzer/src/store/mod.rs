@@ -318,6 +318,17 @@ impl Store {
         dispatch!(self, s => s.revealed_seeds().await)
     }
 
+    /// Bets per chunk of a seed verification. On SQLite a chunk is recorded by the one writer, so
+    /// it stays small enough (well under a millisecond of engine time) that ingest waits at most a
+    /// few milliseconds behind it. On PostgreSQL a chunk's transaction locks only its own stream,
+    /// and each chunk is a round trip: larger chunks, fewer trips (`docs/performance.md`).
+    pub fn verification_chunk(&self) -> i64 {
+        match self {
+            Store::Sqlite(_) => 1000,
+            Store::Postgres(_) => 8000,
+        }
+    }
+
     /// Bets of stream `pk` not verified on arrival, after `after` in (nonce, id) order: one chunk
     /// of a verification, which starts at `(i64::MIN, i64::MIN)`. A bet may already be checked
     /// (a verification resumed after a restart); `record_verification` counts it once.
