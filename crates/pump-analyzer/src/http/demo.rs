@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::error::{AppError, ErrorBody, Result};
 use super::extract::JsonBody;
-use super::openapi::{ById, WriteRefused};
+use super::openapi::{ById, NotJson, WriteRefused};
 use super::query::PathId;
 use super::seeds::SeedRevealed;
 use super::streams::parse_id;
@@ -62,8 +62,7 @@ fn demo_of(state: &AppState, raw: &str) -> Result<std::sync::Arc<Demo>> {
 
 #[utoipa::path(post, path = "/live/demo", operation_id = "start_demo", summary = "Start a demo stream fed live from the engine",
     request_body(content = DemoRate, description = "optional"),
-    responses((status = 201, body = DemoStatus), (status = 400, description = "The body is not JSON", body = ErrorBody),
-              WriteRefused,
+    responses((status = 201, body = DemoStatus), NotJson, WriteRefused,
               (status = 422, description = "The rate is out of range", body = ErrorBody)))]
 async fn start(
     State(state): State<AppState>,
@@ -86,8 +85,7 @@ async fn list(State(state): State<AppState>) -> Json<DemoList> {
 
 #[utoipa::path(put, path = "/live/demo/{id}", summary = "Set a demo's pace (rounds per second)",
     params(("id" = String, Path, description = "the demo stream's UUID")), request_body = DemoRate,
-    responses((status = 200, body = DemoStatus), (status = 400, description = "The body is not JSON", body = ErrorBody),
-              WriteRefused,
+    responses((status = 200, body = DemoStatus), NotJson, WriteRefused,
               (status = 404, description = "No demo feeds this stream", body = ErrorBody),
               (status = 422, description = "The rate is out of range", body = ErrorBody)))]
 async fn set_rate(

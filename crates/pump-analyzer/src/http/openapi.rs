@@ -44,6 +44,18 @@ pub enum WriteRefused {
     CsrfRefused(Refusal<'static>),
 }
 
+/// A JSON body that cannot be read, on every route that takes one.
+#[derive(IntoResponses)]
+#[response(status = 400, description = "The body is not JSON")]
+#[expect(dead_code, reason = "documents an answer of `AppError`; never built")]
+pub struct NotJson(ErrorBody<'static>);
+
+/// A query parameter that cannot be read.
+#[derive(IntoResponses)]
+#[response(status = 400, description = "A parameter cannot be read")]
+#[expect(dead_code, reason = "documents an answer of `AppError`; never built")]
+pub struct Unreadable(ErrorBody<'static>);
+
 /// The answers of a route whose path names a stream, run, simulation or demo by its UUID.
 #[derive(IntoResponses)]
 pub enum ById {

@@ -31,7 +31,7 @@ use super::AppState;
 use super::csv;
 use super::error::{AppError, ErrorBody, Result};
 use super::extract::JsonBody;
-use super::openapi::{ById, WriteRefused};
+use super::openapi::{ById, NotJson, Unreadable, WriteRefused};
 use super::query::{Params, PathId};
 use super::seeds::seed_hash;
 use super::streams::parse_id;
@@ -385,8 +385,7 @@ struct HitPage {
 
 #[utoipa::path(post, path = "/runs", summary = "Scan a nonce range; answers when the scan is done",
     request_body = RunRequest,
-    responses((status = 201, body = Run), (status = 400, description = "The body is not JSON", body = ErrorBody),
-              WriteRefused,
+    responses((status = 201, body = Run), NotJson, WriteRefused,
               (status = 409, description = "The id is taken, or the run was cancelled", body = ErrorBody),
               (status = 413, description = "The range is over MAX_NONCES", body = ErrorBody),
               (status = 422, description = "A field is missing or invalid", body = ErrorBody)))]
@@ -569,8 +568,7 @@ async fn delete(State(state): State<AppState>, PathId(raw): PathId) -> Result<Js
 #[utoipa::path(get, path = "/runs/{id}/hits", summary = "A page of a run's hits, nonce ascending",
     params(("id" = String, Path, description = "the run's UUID"), ("min_multiplier" = Option<f64>, Query),
            ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000), ("offset" = Option<i64>, Query, minimum = 0)),
-    responses((status = 200, body = HitPage), (status = 400, description = "A parameter cannot be read", body = ErrorBody),
-              ById))]
+    responses((status = 200, body = HitPage), Unreadable, ById))]
 async fn hits(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<HitPage>> {
     let id = parse_id(&raw, "run")?;
     let min = params.opt_number("min_multiplier", 0.0)?;

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::{AppError, ErrorBody, Result};
 use super::extract::JsonBody;
-use super::openapi::WriteRefused;
+use super::openapi::{NotJson, WriteRefused};
 use crate::live::verifier;
 use crate::store::model::{RevealedSeed, Verified};
 
@@ -76,8 +76,7 @@ pub fn seed_hash(seed: &str) -> String {
     request_body = SeedReveal,
     responses((status = 200, description = "Revealed before", body = SeedRevealed),
               (status = 201, description = "Revealed now", body = SeedRevealed),
-              (status = 400, description = "The body is not JSON", body = ErrorBody),
-              WriteRefused,
+              NotJson, WriteRefused,
               (status = 422, description = "The seed is missing or invalid", body = ErrorBody)))]
 async fn reveal(State(state): State<AppState>, JsonBody(body): JsonBody) -> Result<(StatusCode, Json<SeedRevealed>)> {
     let seed = match body.get("server_seed") {

@@ -22,7 +22,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::{AppError, ErrorBody, Result};
 use super::extract::JsonBody;
-use super::openapi::{ById, WriteRefused};
+use super::openapi::{ById, NotJson, WriteRefused};
 use super::query::{Params, PathId};
 use super::streams::parse_id;
 use crate::ingest::message::FieldError;
@@ -225,8 +225,7 @@ fn now() -> i64 {
 #[utoipa::path(post, path = "/simulations", operation_id = "start_simulation", summary = "Simulate an Antebot script against the engine",
     description = "Answers 202 at once; the simulation runs in the background.",
     request_body = SimRequest,
-    responses((status = 202, body = SimulationStarted), (status = 400, description = "The body is not JSON", body = ErrorBody),
-              WriteRefused,
+    responses((status = 202, body = SimulationStarted), NotJson, WriteRefused,
               (status = 422, description = "A field is invalid, or the script does not parse", body = ErrorBody)))]
 async fn start(
     State(state): State<AppState>,

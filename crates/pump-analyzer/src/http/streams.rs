@@ -21,7 +21,7 @@ use super::AppState;
 use super::csv;
 use super::error::{AppError, ErrorBody, Result};
 use super::extract::JsonBody;
-use super::openapi::{ById, WriteRefused};
+use super::openapi::{ById, NotJson, Unreadable, WriteRefused};
 use super::query::{Params, PathId};
 use crate::live::analysis::{self, TierCadence};
 use crate::store::model::{
@@ -93,8 +93,7 @@ async fn detail(State(state): State<AppState>, PathId(raw): PathId) -> Result<Js
            ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000), ("offset" = Option<i64>, Query, minimum = 0),
            ("min_multiplier" = Option<f64>, Query), ("difficulty" = Option<String>, Query),
            ("order" = Option<String>, Query, description = "nonce_asc (default) or id_desc")),
-    responses((status = 200, body = BetPage), (status = 400, description = "A parameter cannot be read", body = ErrorBody),
-              ById))]
+    responses((status = 200, body = BetPage), Unreadable, ById))]
 async fn bets(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<BetPage>> {
     let key = resolve(&state, &raw).await?;
     let order = match params.text("order").map(str::trim) {
@@ -132,8 +131,7 @@ struct StreamTail {
 #[utoipa::path(get, path = "/live/streams/{id}/tail", summary = "Bets after since_id, for polling",
     params(("id" = String, Path, description = "the stream's UUID"),
            ("since_id" = Option<i64>, Query, minimum = 0), ("limit" = Option<i64>, Query, minimum = 1, maximum = 5000)),
-    responses((status = 200, body = StreamTail), (status = 400, description = "A parameter cannot be read", body = ErrorBody),
-              ById))]
+    responses((status = 200, body = StreamTail), Unreadable, ById))]
 async fn tail(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<StreamTail>> {
     let key = resolve(&state, &raw).await?;
     let since_id = params.int("since_id", 0, 0, i64::MAX)?;
@@ -157,8 +155,7 @@ struct Rounds {
 #[utoipa::path(get, path = "/live/streams/{id}/rounds", summary = "Observed rounds after since_nonce",
     params(("id" = String, Path, description = "the stream's UUID"),
            ("since_nonce" = Option<i64>, Query, minimum = 0), ("limit" = Option<i64>, Query, minimum = 1, maximum = 10000)),
-    responses((status = 200, body = Rounds), (status = 400, description = "A parameter cannot be read", body = ErrorBody),
-              ById))]
+    responses((status = 200, body = Rounds), Unreadable, ById))]
 async fn rounds(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<Rounds>> {
     let key = resolve(&state, &raw).await?;
     let since = params.opt_int("since_nonce", 0, i64::MAX)?;
@@ -210,8 +207,7 @@ struct Cadence {
            ("tiers" = Option<String>, Query, description = "comma-separated multipliers (default: the watched tiers)"),
            ("k" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "gaps listed per tier"),
            ("band" = Option<f64>, Query), ("difficulty" = Option<String>, Query)),
-    responses((status = 200, body = Cadence), (status = 400, description = "A parameter cannot be read", body = ErrorBody),
-              ById))]
+    responses((status = 200, body = Cadence), Unreadable, ById))]
 async fn cadence(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<Cadence>> {
     let key = resolve(&state, &raw).await?;
     let mut tiers = params.numbers("tiers", 20)?.unwrap_or_else(|| DEFAULT_TIERS.to_vec());
@@ -238,8 +234,7 @@ struct MultiplierReport {
     params(("id" = String, Path, description = "the stream's UUID"),
            ("multipliers" = Option<String>, Query, description = "comma-separated multipliers (default: the watched tiers)"),
            ("difficulty" = Option<String>, Query)),
-    responses((status = 200, body = MultiplierReport), (status = 400, description = "A parameter cannot be read", body = ErrorBody),
-              ById))]
+    responses((status = 200, body = MultiplierReport), Unreadable, ById))]
 async fn metrics(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<MultiplierReport>> {
     let key = resolve(&state, &raw).await?;
     let mut pinned = params.numbers("multipliers", 50)?.unwrap_or_else(|| DEFAULT_TIERS.to_vec());
@@ -262,8 +257,7 @@ struct NotesUpdate {
 
 #[utoipa::path(put, path = "/live/streams/{id}", summary = "Set or clear a stream's notes",
     params(("id" = String, Path, description = "the stream's UUID")), request_body = NotesUpdate,
-    responses((status = 200, body = StreamSummary), (status = 400, description = "The body is not JSON", body = ErrorBody),
-              WriteRefused,
+    responses((status = 200, body = StreamSummary), NotJson, WriteRefused,
               (status = 404, description = "No such stream", body = ErrorBody),
               (status = 422, description = "The notes are invalid", body = ErrorBody)))]
 async fn update_notes(
