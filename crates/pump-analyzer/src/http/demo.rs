@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::error::{AppError, ErrorBody, Result};
 use super::extract::JsonBody;
-use super::openapi::{ById, NotJson, WriteRefused};
+use super::openapi::{ById, IdPath, NotJson, WriteRefused};
 use super::query::PathId;
 use super::seeds::SeedRevealed;
 use super::streams::parse_id;
@@ -84,7 +84,7 @@ async fn list(State(state): State<AppState>) -> Json<DemoList> {
 }
 
 #[utoipa::path(put, path = "/live/demo/{id}", summary = "Set a demo's pace (rounds per second)",
-    params(("id" = String, Path, description = "the demo stream's UUID")), request_body = DemoRate,
+    params(IdPath), request_body = DemoRate,
     responses((status = 200, body = DemoStatus), NotJson, WriteRefused,
               (status = 404, description = "No demo feeds this stream", body = ErrorBody),
               (status = 422, description = "The rate is out of range", body = ErrorBody)))]
@@ -99,10 +99,7 @@ async fn set_rate(
 }
 
 #[utoipa::path(delete, path = "/live/demo/{id}", summary = "Stop a demo's feed (the stream stays)",
-    params(("id" = String, Path, description = "the demo stream's UUID")),
-    responses((status = 200, body = DemoStatus),
-              WriteRefused,
-              ById))]
+    params(IdPath), responses((status = 200, body = DemoStatus), WriteRefused, ById))]
 async fn stop(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<DemoStatus>> {
     let demo = demo_of(&state, &raw)?;
     demo.stop_and_wait().await;
@@ -111,10 +108,7 @@ async fn stop(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json
 
 #[utoipa::path(post, path = "/live/demo/{id}/reveal", operation_id = "reveal_demo_seed",
     summary = "Stop a demo and reveal its server seed: every recorded bet is verified",
-    params(("id" = String, Path, description = "the demo stream's UUID")),
-    responses((status = 200, body = SeedRevealed), (status = 201, description = "First revealed now", body = SeedRevealed),
-              WriteRefused,
-              ById))]
+    params(IdPath), responses((status = 200, body = SeedRevealed), (status = 201, description = "First revealed now", body = SeedRevealed), WriteRefused, ById))]
 async fn reveal(State(state): State<AppState>, PathId(raw): PathId) -> Result<(StatusCode, Json<SeedRevealed>)> {
     let demo = demo_of(&state, &raw)?;
     let seed = demo.reveal().await;

@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{AppError, ErrorBody, Result};
-use super::openapi::ById;
+use super::openapi::{ById, IdPath};
 use super::query::{Params, PathId};
 use super::streams::resolve;
 use crate::store::StreamKey;
@@ -61,7 +61,7 @@ fn resume_from(headers: &HeaderMap, params: &Params) -> Result<Option<i64>> {
 #[utoipa::path(get, path = "/live/streams/{id}/events", summary = "Server-Sent Events of one stream",
     description = "Events `bet` (a BetRecord, its id the SSE id), `round`, `stream_deleted`, `seed_revealed`; \
         a reconnect with Last-Event-ID resumes with no gap and no duplicate.",
-    params(("id" = String, Path, description = "the stream's UUID"),
+    params(IdPath,
            ("Last-Event-ID" = Option<i64>, Header, description = "resume after this bet id"),
            ("last_event_id" = Option<i64>, Query, minimum = 0, description = "the same, for a first EventSource connection")),
     responses((status = 200, description = "An endless event stream", body = String, content_type = "text/event-stream"),

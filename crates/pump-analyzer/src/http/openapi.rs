@@ -13,7 +13,7 @@ use axum::routing::get;
 use http::header;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{self, ComponentsBuilder, RefOr};
-use utoipa::{IntoResponses, OpenApi};
+use utoipa::{IntoParams, IntoResponses, OpenApi};
 
 use super::AppState;
 use super::error::ErrorBody;
@@ -65,6 +65,15 @@ pub enum ById {
     /// The id is not a UUID, or a parameter is invalid
     #[response(status = 422)]
     Invalid(ErrorBody<'static>),
+}
+
+/// The `{id}` of a path: the UUID of the stream, run, simulation or demo it names.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[expect(dead_code, reason = "documents the path parameter `PathId` reads; never built")]
+pub struct IdPath {
+    /// The UUID of the stream, run, simulation or demo
+    id: String,
 }
 
 /// The document the resource routers are merged into.

@@ -31,7 +31,7 @@ use super::AppState;
 use super::csv;
 use super::error::{AppError, ErrorBody, Result};
 use super::extract::JsonBody;
-use super::openapi::{ById, NotJson, Unreadable, WriteRefused};
+use super::openapi::{ById, IdPath, NotJson, Unreadable, WriteRefused};
 use super::query::{Params, PathId};
 use super::seeds::seed_hash;
 use super::streams::parse_id;
@@ -498,15 +498,13 @@ async fn load(state: &AppState, raw: &str) -> Result<Run> {
 }
 
 #[utoipa::path(get, path = "/runs/{id}", summary = "One run",
-    params(("id" = String, Path, description = "the run's UUID")),
-    responses((status = 200, body = Run), ById))]
+    params(IdPath), responses((status = 200, body = Run), ById))]
 async fn show(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<Run>> {
     Ok(Json(load(&state, &raw).await?))
 }
 
 #[utoipa::path(get, path = "/runs/{id}/progress", summary = "Progress of a run",
-    params(("id" = String, Path, description = "the run's UUID")),
-    responses((status = 200, body = RunProgress), ById))]
+    params(IdPath), responses((status = 200, body = RunProgress), ById))]
 async fn progress(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<RunProgress>> {
     let id = parse_id(&raw, "run")?;
     if let Some(run) = state.runs.get(id) {
@@ -528,8 +526,7 @@ async fn progress(State(state): State<AppState>, PathId(raw): PathId) -> Result<
 }
 
 #[utoipa::path(post, path = "/runs/{id}/cancel", summary = "Cancel a scan in progress",
-    params(("id" = String, Path, description = "the run's UUID")),
-    responses((status = 202, body = RunCancelled),
+    params(IdPath), responses((status = 202, body = RunCancelled),
               WriteRefused,
               (status = 404, description = "No such run", body = ErrorBody),
               (status = 409, description = "The run has finished already", body = ErrorBody),
@@ -549,10 +546,7 @@ async fn cancel(State(state): State<AppState>, PathId(raw): PathId) -> Result<(S
 }
 
 #[utoipa::path(delete, path = "/runs/{id}", operation_id = "delete_run", summary = "Delete a run (or cancel one in progress)",
-    params(("id" = String, Path, description = "the run's UUID")),
-    responses((status = 200, body = RunDeleted),
-              WriteRefused,
-              ById))]
+    params(IdPath), responses((status = 200, body = RunDeleted), WriteRefused, ById))]
 async fn delete(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<RunDeleted>> {
     let id = parse_id(&raw, "run")?;
     if let Some(run) = state.runs.get(id) {
@@ -566,7 +560,7 @@ async fn delete(State(state): State<AppState>, PathId(raw): PathId) -> Result<Js
 }
 
 #[utoipa::path(get, path = "/runs/{id}/hits", summary = "A page of a run's hits, nonce ascending",
-    params(("id" = String, Path, description = "the run's UUID"), ("min_multiplier" = Option<f64>, Query),
+    params(IdPath, ("min_multiplier" = Option<f64>, Query),
            ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000), ("offset" = Option<i64>, Query, minimum = 0)),
     responses((status = 200, body = HitPage), Unreadable, ById))]
 async fn hits(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<HitPage>> {
@@ -597,8 +591,7 @@ fn csv_response(file: String, body: Body) -> Response {
 pub const HITS_HEADER: &str = "nonce,max_pumps,max_multiplier,pop_point\n";
 
 #[utoipa::path(get, path = "/runs/{id}/export/hits.csv", summary = "A run's hits as CSV",
-    params(("id" = String, Path, description = "the run's UUID")),
-    responses((status = 200, description = "CSV, nonce ascending", body = String, content_type = "text/csv"),
+    params(IdPath), responses((status = 200, description = "CSV, nonce ascending", body = String, content_type = "text/csv"),
               ById))]
 async fn export_hits(State(state): State<AppState>, PathId(raw): PathId) -> Result<Response> {
     let run = load(&state, &raw).await?;
@@ -624,8 +617,7 @@ async fn export_hits(State(state): State<AppState>, PathId(raw): PathId) -> Resu
 
 /// Every nonce of the run's range, recomputed chunk by chunk on the blocking pool and streamed.
 #[utoipa::path(get, path = "/runs/{id}/export/full.csv", summary = "Every nonce of a run's range, recomputed, as CSV",
-    params(("id" = String, Path, description = "the run's UUID")),
-    responses((status = 200, description = "CSV, one row per nonce", body = String, content_type = "text/csv"),
+    params(IdPath), responses((status = 200, description = "CSV, one row per nonce", body = String, content_type = "text/csv"),
               ById))]
 async fn export_full(State(state): State<AppState>, PathId(raw): PathId) -> Result<Response> {
     let run = load(&state, &raw).await?;

@@ -22,7 +22,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::{AppError, ErrorBody, Result};
 use super::extract::JsonBody;
-use super::openapi::{ById, NotJson, WriteRefused};
+use super::openapi::{ById, IdPath, NotJson, WriteRefused};
 use super::query::{Params, PathId};
 use super::streams::parse_id;
 use crate::ingest::message::FieldError;
@@ -310,8 +310,7 @@ fn progress(state: &AppState, id: Uuid, status: &str, request: &Value, result: O
 }
 
 #[utoipa::path(get, path = "/simulations/{id}", summary = "One simulation: progress, then its result",
-    params(("id" = String, Path, description = "the simulation's UUID")),
-    responses((status = 200, body = Simulation), ById))]
+    params(IdPath), responses((status = 200, body = Simulation), ById))]
 async fn one(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<Simulation>> {
     let id = parse_id(&raw, "simulation")?;
     let record =
@@ -353,10 +352,7 @@ async fn list(State(state): State<AppState>, params: Params) -> Result<Json<Simu
 }
 
 #[utoipa::path(delete, path = "/simulations/{id}", summary = "Cancel a running simulation, or delete a finished one",
-    params(("id" = String, Path, description = "the simulation's UUID")),
-    responses((status = 200, body = SimulationDeleted),
-              WriteRefused,
-              ById))]
+    params(IdPath), responses((status = 200, body = SimulationDeleted), WriteRefused, ById))]
 async fn remove(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<SimulationDeleted>> {
     let id = parse_id(&raw, "simulation")?;
     if let Some(active) = state.simulations.get(id) {

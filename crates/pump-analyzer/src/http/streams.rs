@@ -21,7 +21,7 @@ use super::AppState;
 use super::csv;
 use super::error::{AppError, ErrorBody, Result};
 use super::extract::JsonBody;
-use super::openapi::{ById, NotJson, Unreadable, WriteRefused};
+use super::openapi::{ById, IdPath, NotJson, Unreadable, WriteRefused};
 use super::query::{Params, PathId};
 use crate::live::analysis::{self, TierCadence};
 use crate::store::model::{
@@ -79,8 +79,7 @@ async fn list(State(state): State<AppState>, params: Params) -> Result<Json<Stre
 }
 
 #[utoipa::path(get, path = "/live/streams/{id}", summary = "One stream with aggregates and recent bets",
-    params(("id" = String, Path, description = "the stream's UUID")),
-    responses((status = 200, body = StreamDetail), ById))]
+    params(IdPath), responses((status = 200, body = StreamDetail), ById))]
 async fn detail(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<StreamDetail>> {
     let id = parse_id(&raw, "stream")?;
     let detail =
@@ -89,7 +88,7 @@ async fn detail(State(state): State<AppState>, PathId(raw): PathId) -> Result<Js
 }
 
 #[utoipa::path(get, path = "/live/streams/{id}/bets", summary = "A page of a stream's bets",
-    params(("id" = String, Path, description = "the stream's UUID"),
+    params(IdPath,
            ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000), ("offset" = Option<i64>, Query, minimum = 0),
            ("min_multiplier" = Option<f64>, Query), ("difficulty" = Option<String>, Query),
            ("order" = Option<String>, Query, description = "nonce_asc (default) or id_desc")),
@@ -129,7 +128,7 @@ struct StreamTail {
 }
 
 #[utoipa::path(get, path = "/live/streams/{id}/tail", summary = "Bets after since_id, for polling",
-    params(("id" = String, Path, description = "the stream's UUID"),
+    params(IdPath,
            ("since_id" = Option<i64>, Query, minimum = 0), ("limit" = Option<i64>, Query, minimum = 1, maximum = 5000)),
     responses((status = 200, body = StreamTail), Unreadable, ById))]
 async fn tail(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<StreamTail>> {
@@ -153,7 +152,7 @@ struct Rounds {
 }
 
 #[utoipa::path(get, path = "/live/streams/{id}/rounds", summary = "Observed rounds after since_nonce",
-    params(("id" = String, Path, description = "the stream's UUID"),
+    params(IdPath,
            ("since_nonce" = Option<i64>, Query, minimum = 0), ("limit" = Option<i64>, Query, minimum = 1, maximum = 10000)),
     responses((status = 200, body = Rounds), Unreadable, ById))]
 async fn rounds(State(state): State<AppState>, PathId(raw): PathId, params: Params) -> Result<Json<Rounds>> {
@@ -203,7 +202,7 @@ struct Cadence {
 }
 
 #[utoipa::path(get, path = "/live/streams/{id}/cadence", summary = "How often each tier is hit, against its odds",
-    params(("id" = String, Path, description = "the stream's UUID"),
+    params(IdPath,
            ("tiers" = Option<String>, Query, description = "comma-separated multipliers (default: the watched tiers)"),
            ("k" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "gaps listed per tier"),
            ("band" = Option<f64>, Query), ("difficulty" = Option<String>, Query)),
@@ -231,7 +230,7 @@ struct MultiplierReport {
 }
 
 #[utoipa::path(get, path = "/live/streams/{id}/metrics", operation_id = "multiplier_metrics", summary = "Gap statistics of pinned multipliers",
-    params(("id" = String, Path, description = "the stream's UUID"),
+    params(IdPath,
            ("multipliers" = Option<String>, Query, description = "comma-separated multipliers (default: the watched tiers)"),
            ("difficulty" = Option<String>, Query)),
     responses((status = 200, body = MultiplierReport), Unreadable, ById))]
@@ -256,7 +255,7 @@ struct NotesUpdate {
 }
 
 #[utoipa::path(put, path = "/live/streams/{id}", summary = "Set or clear a stream's notes",
-    params(("id" = String, Path, description = "the stream's UUID")), request_body = NotesUpdate,
+    params(IdPath), request_body = NotesUpdate,
     responses((status = 200, body = StreamSummary), NotJson, WriteRefused,
               (status = 404, description = "No such stream", body = ErrorBody),
               (status = 422, description = "The notes are invalid", body = ErrorBody)))]
@@ -297,10 +296,7 @@ struct StreamDeleted {
 }
 
 #[utoipa::path(delete, path = "/live/streams/{id}", operation_id = "delete_stream", summary = "Delete a stream and its bets",
-    params(("id" = String, Path, description = "the stream's UUID")),
-    responses((status = 200, body = StreamDeleted),
-              WriteRefused,
-              ById))]
+    params(IdPath), responses((status = 200, body = StreamDeleted), WriteRefused, ById))]
 async fn delete(State(state): State<AppState>, PathId(raw): PathId) -> Result<Json<StreamDeleted>> {
     let key = resolve(&state, &raw).await?;
     let deleted = state
@@ -360,8 +356,7 @@ struct ExportCursor {
 /// Streams the stream's bets as CSV, nonce ascending, a chunk at a time: memory stays flat
 /// whatever the stream's size.
 #[utoipa::path(get, path = "/live/streams/{id}/export.csv", summary = "All of a stream's bets as CSV",
-    params(("id" = String, Path, description = "the stream's UUID")),
-    responses((status = 200, description = "CSV, nonce ascending", body = String, content_type = "text/csv"),
+    params(IdPath), responses((status = 200, description = "CSV, nonce ascending", body = String, content_type = "text/csv"),
               ById))]
 async fn export(State(state): State<AppState>, PathId(raw): PathId) -> Result<Response> {
     let key = resolve(&state, &raw).await?;
