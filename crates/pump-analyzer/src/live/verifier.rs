@@ -3,7 +3,8 @@
 //! Bets stored before the reveal are replayed here in chunks: each chunk is read on a read
 //! connection (the next one while this one is recomputed), recomputed by the engine on the
 //! blocking pool, and recorded by one short writer job while the next chunk is read, so ingest
-//! and other requests interleave with a long verification instead of waiting for it. Bets arriving after the reveal are verified by the writer as they are stored.
+//! and other requests interleave with a long verification instead of waiting for it. Bets
+//! arriving after the reveal are verified by the writer as they are stored.
 
 use pump_engine::RoundDeriver;
 use pump_engine::tables::cents;
@@ -24,7 +25,6 @@ pub async fn verify_stream(
     client_seed: String,
 ) -> Result<u64, StoreError> {
     let mut deriver = Some(RoundDeriver::new(&server_seed, &client_seed));
-    let mut after = (i64::MIN, i64::MIN);
     let mut total = 0u64;
     let chunk = store.verification_chunk();
     // Earlier chunks' results being recorded while this chunk is read and recomputed.
@@ -36,13 +36,12 @@ pub async fn verify_stream(
     };
     // The next chunk is read while this one is recomputed: on PostgreSQL the reads are round
     // trips, one after the other, and they are what a verification waits for.
-    let mut next = Some(read(after));
+    let mut next = Some(read((i64::MIN, i64::MIN)));
     while let Some(reading) = next.take() {
         let bets = reading.await.map_err(|e| StoreError::Internal(format!("reading bets to verify failed: {e}")))??;
         let Some(last) = bets.last() else { break };
-        after = (last.nonce, last.id);
         if bets.len() as i64 == chunk {
-            next = Some(read(after));
+            next = Some(read((last.nonce, last.id)));
         }
         let mut engine = deriver.take().unwrap_or_else(|| RoundDeriver::new(&server_seed, &client_seed));
         let (engine, results) = tokio::task::spawn_blocking(move || {
