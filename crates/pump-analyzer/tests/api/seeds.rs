@@ -107,3 +107,56 @@ async fn bad_reveals_are_refused_and_store_nothing() {
     assert_eq!(response.status(), 400);
     assert_eq!(app.count("SELECT count(*) FROM revealed_seeds").await, 0);
 }
+
+/// A verification cut short (the server stopped after recording some chunks) resumes at the next
+/// start. The bets it reads again include those already checked: PostgreSQL copies a chunk's
+/// checks in and, when some exist, inserts the rest instead, so each bet counts once.
+#[tokio::test]
+async fn a_verification_resumed_on_postgresql_counts_every_bet_once() {
+    let Ok(admin) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!("SKIPPED: TEST_DATABASE_URL is needed for the PostgreSQL resume test");
+        return;
+    };
+    let database = crate::helpers::PgDatabase::create(&admin).await;
+    let url = database.url.clone();
+    let first = crate::helpers::spawn_app_on(crate::helpers::TestDatabase::Shared(url.clone()), OPEN).await;
+    let hashed = hash(SERVER);
+    let mut bets = honest_bets(1..=300, &hashed);
+    bets[9]["roundResult"] = json!(11200.65); // nonce 10 altered
+    bets[249]["roundResult"] = json!(11200.65); // nonce 250 altered
+    let id = first.ingest_ok(&Value::Array(bets)).await;
+    let (status, body) = first.send(reqwest::Method::POST, "/live/seeds", Some(&json!({"server_seed": SERVER}))).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(first.get(&format!("/live/streams/{id}")).await.1["verified"]["checked"], 300);
+
+    // As if the server had stopped after recording the checks of nonces 1..=150 only.
+    let db = crate::helpers::pg_connect(&url).await;
+    db.batch_execute(
+        "DELETE FROM bet_checks WHERE nonce > 150;
+         UPDATE streams SET verified_checked = 150, verified_matched = 149, verified_mismatched = 1",
+    )
+    .await
+    .unwrap();
+    let second = crate::helpers::spawn_app_on(crate::helpers::TestDatabase::Shared(url.clone()), OPEN).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let verified = loop {
+        let (_, detail) = second.get(&format!("/live/streams/{id}")).await;
+        if detail["verified"]["checked"] != 150 || std::time::Instant::now() > deadline {
+            break detail["verified"].clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(verified["checked"], 300, "{verified}");
+    assert_eq!(verified["matched"], 298, "{verified}");
+    assert_eq!(verified["mismatched"], 2, "{verified}");
+    assert_eq!(verified["first_mismatch"]["nonce"], 10, "{verified}");
+    let row = db
+        .query_one("SELECT count(*), count(*) FILTER (WHERE NOT verified), count(DISTINCT bet_id) FROM bet_checks", &[])
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1), row.get::<_, i64>(2)), (300, 2, 300));
+    let (_, page) = second.get(&format!("/live/streams/{id}/bets?limit=1&offset=249")).await;
+    assert_eq!(page["bets"][0]["nonce"], 250);
+    assert_eq!(page["bets"][0]["verified"], false);
+    drop(database);
+}
