@@ -317,6 +317,55 @@ async fn two_hundred_simultaneous_distinct_bets_are_all_stored() {
     assert_eq!(app.count("SELECT last_observed_nonce FROM streams").await, 200);
 }
 
+/// Large batches may be written by different writers at once (on PostgreSQL each instance runs
+/// one per lane): batches that share streams and bets, sent together, still store each bet once
+/// and count it once.
+#[tokio::test]
+async fn simultaneous_batches_sharing_streams_store_and_count_each_bet_once() {
+    let app = spawn_app(&[("INGEST_RATE_LIMIT", "0")]).await;
+    let stream_bets = |s: usize| -> Vec<Value> {
+        (1..=40)
+            .map(|n| {
+                let mut b = bet(&format!("b-{s}-{n}"), n);
+                b["serverSeedHashed"] = json!(format!("shared-{s}"));
+                b["roundResult"] = json!(if n % 10 == 0 { 9.08 } else { 1.63 });
+                b
+            })
+            .collect()
+    };
+    // Batch k: every bet of stream k, then every bet of stream k + 1; each bet is in two batches.
+    let tasks: Vec<_> = (0..8)
+        .map(|k| {
+            let body = Value::Array([stream_bets(k), stream_bets((k + 1) % 8)].concat());
+            let (client, url) = (app.client.clone(), app.url("/live/ingest"));
+            tokio::spawn(async move { client.post(url).json(&body).send().await.unwrap() })
+        })
+        .collect();
+    let (mut accepted, mut duplicates) = (0, 0);
+    for task in tasks {
+        let response = task.await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["rejected"], 0, "{body}");
+        accepted += body["accepted"].as_i64().unwrap();
+        duplicates += body["duplicates"].as_i64().unwrap();
+    }
+    assert_eq!((accepted, duplicates), (320, 320));
+    assert_eq!(app.count("SELECT count(*) FROM bets").await, 320);
+    let (_, list) = app.get("/live/streams?limit=100").await;
+    let streams = list["streams"].as_array().unwrap();
+    assert_eq!(streams.len(), 8, "{list}");
+    for stream in streams {
+        assert_eq!(stream["total_bets"], 40, "{stream}");
+        assert_eq!(stream["last_observed_nonce"], 40, "{stream}");
+        assert_eq!(stream["highest_multiplier"], 9.08, "{stream}");
+        let (_, detail) = app.get(&format!("/live/streams/{}", stream["id"].as_str().unwrap())).await;
+        assert_eq!(detail["difficulty_breakdown"]["expert"], 40, "{detail}");
+        let (_, rounds) = app.get(&format!("/live/streams/{}/rounds", stream["id"].as_str().unwrap())).await;
+        assert_eq!(rounds["rounds"].as_array().unwrap().len(), 40, "{rounds}");
+    }
+}
+
 #[tokio::test]
 async fn health_reports_ok() {
     let app = spawn_app(&[]).await;

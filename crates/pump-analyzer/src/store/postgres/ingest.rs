@@ -1,5 +1,5 @@
-//! The ingest writer of the PostgreSQL backend: a task per instance groups the requests that
-//! arrive together into one transaction of two round trips, with multi-row statements and the
+//! The ingest writers of the PostgreSQL backend: a task per lane groups the requests that arrive
+//! together into one transaction of two round trips, with multi-row statements and the
 //! group's stream rows locked in key order (the only locks it takes; see `mod.rs`).
 
 use std::collections::HashMap;
@@ -18,16 +18,11 @@ use super::*;
 /// Rounds packed into one notification (well under PostgreSQL's 8000-byte payload limit).
 const ROUNDS_PER_NOTE: usize = 250;
 
-/// One of the instance's ingest writers. They share the queue: each takes the requests waiting
-/// when it is free and commits them as one transaction, while the others commit theirs.
-pub(super) async fn run_writer(
-    pool: Pool,
-    options: StoreOptions,
-    rx: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<IngestJob>>>,
-) {
+/// The ingest writer of one lane: it takes the requests waiting when it is free and commits them
+/// as one transaction, while the other lane's writer commits its own.
+pub(super) async fn run_writer(pool: Pool, options: StoreOptions, mut rx: mpsc::Receiver<IngestJob>) {
     loop {
         let jobs = {
-            let mut rx = rx.lock().await;
             let Some(first) = rx.recv().await else { return };
             // Let the request handlers that are running queue their jobs too: larger groups,
             // fewer transactions, less PostgreSQL time per request.

@@ -1,9 +1,10 @@
 //! PostgreSQL backend, for deployments of several instances (SPEC §6).
 //!
-//! Ingest runs through a writer task per instance with group commit, as on SQLite: requests
-//! that arrive while a transaction runs are committed together in the next one. No lock spans
-//! instances or streams: an ingest transaction locks the rows of the streams it writes to, in
-//! key order, and the database's unique constraints keep every bet and round once (`ingest.rs`).
+//! Ingest runs through writer tasks with group commit, as on SQLite: requests that arrive while
+//! a transaction runs are committed together in the next one. Each instance has two writers, one
+//! per lane (see [`lane_of`]). No lock spans instances or streams: an ingest transaction locks
+//! the rows of the streams it writes to, in key order, and the database's unique constraints keep
+//! every bet and round once (`ingest.rs`).
 //! Stream deletion and seed reveal lock the same rows, so they wait for the ingest transactions
 //! of those streams, and those wait for them.
 //!
@@ -49,10 +50,11 @@ const MAX_GROUP: usize = 256;
 /// half-open connection): the transaction is then rolled back by the server or never commits.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const POOL_SIZE: usize = 16;
-/// Ingest transactions one instance runs at the same time. More writers make smaller groups:
-/// batches gain from a second one, single bets lose, and so do several instances sharing the
-/// database server's cores (figures in docs/performance.md).
-const WRITERS: usize = 1;
+/// Ingest transactions one instance runs at the same time, each for a lane of its own (see
+/// [`lane_of`]).
+const LANES: usize = 2;
+/// Requests of this many messages or more are spread over the lanes; smaller ones share one.
+const LANE_MESSAGES: usize = 32;
 
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../../migrations/postgres/0001_initial.sql")),
@@ -110,6 +112,25 @@ impl From<deadpool_postgres::PoolError> for StoreError {
     }
 }
 
+/// The lane, and so the writer, of an ingest request. A large request goes to the lane of its
+/// first seed pair: the two writers then fill large transactions with different streams, run at
+/// once on two database connections and rarely wait for each other's row locks. Small requests
+/// all go to the first lane and make one group there: spread over two writers, single bets made
+/// groups half as large, which cost more per bet, and two instances lost throughput (figures in
+/// docs/performance.md). Which writer runs a request changes nothing it stores: the row locks
+/// order the transactions of one stream.
+fn lane_of(messages: &[Message]) -> usize {
+    use std::hash::{Hash, Hasher};
+    match messages.first() {
+        Some(first) if messages.len() >= LANE_MESSAGES => {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            first.seed_pair().hash(&mut hasher);
+            (hasher.finish() % LANES as u64) as usize
+        }
+        _ => 0,
+    }
+}
+
 /// A deadlock or serialization failure (class 40): the transaction can simply be run again.
 fn is_transient(e: &StoreError) -> bool {
     matches!(e, StoreError::Unavailable(m) if m.starts_with("PostgreSQL 40"))
@@ -126,13 +147,14 @@ struct IngestJob {
 
 pub struct PostgresStore {
     pool: Pool,
-    jobs: mpsc::Sender<IngestJob>,
+    /// One queue per lane, each with its writer.
+    jobs: Vec<mpsc::Sender<IngestJob>>,
     /// Dropped with the store: stops the LISTEN task.
     _alive: watch::Sender<()>,
 }
 
 impl PostgresStore {
-    /// Connects, applies the migrations, and starts the ingest writer and the LISTEN task.
+    /// Connects, applies the migrations, and starts the ingest writers and the LISTEN task.
     pub async fn open(url: &str, options: StoreOptions, hub: Hub) -> Result<Self, StoreError> {
         let (url, tls) = tls::from_url(url)?;
         let mut config: tokio_postgres::Config = url
@@ -155,11 +177,13 @@ impl PostgresStore {
             .map_err(|e| StoreError::Internal(format!("cannot build the PostgreSQL pool: {e}")))?;
         migrate(&pool).await?;
 
-        let (jobs, rx) = mpsc::channel(8192);
-        let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
-        for _ in 0..WRITERS {
-            tokio::spawn(ingest::run_writer(pool.clone(), options, rx.clone()));
-        }
+        let jobs = (0..LANES)
+            .map(|_| {
+                let (jobs, rx) = mpsc::channel(8192);
+                tokio::spawn(ingest::run_writer(pool.clone(), options, rx));
+                jobs
+            })
+            .collect();
         let (alive, watch_rx) = watch::channel(());
         tokio::spawn(listen::listen(config, tls, hub, watch_rx));
         Ok(Self { pool, jobs, _alive: alive })
@@ -171,7 +195,7 @@ impl PostgresStore {
 
     pub async fn ingest(&self, messages: Vec<Message>) -> Result<Vec<IngestOutcome>, StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.jobs
+        self.jobs[lane_of(&messages)]
             .send(IngestJob { messages, reply })
             .await
             .map_err(|_| StoreError::Unavailable("the database writer has stopped".into()))?;
@@ -239,4 +263,36 @@ fn notify_payloads(events: &[LiveEvent]) -> Vec<String> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::message::Heartbeat;
+
+    fn heartbeats(server: &str, count: usize) -> Vec<Message> {
+        (1..=count as i64)
+            .map(|nonce| {
+                Message::Heartbeat(Heartbeat {
+                    nonce,
+                    round_result: 1.63,
+                    client_seed: "client".into(),
+                    server_seed_hashed: server.into(),
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn large_requests_spread_over_the_lanes_by_seed_pair_and_small_ones_share_the_first() {
+        let lanes: std::collections::HashSet<usize> =
+            (0..16).map(|s| lane_of(&heartbeats(&format!("hash-{s}"), LANE_MESSAGES))).collect();
+        assert_eq!(lanes.len(), LANES, "16 seed pairs reach every lane");
+        for s in 0..16 {
+            let server = format!("hash-{s}");
+            assert_eq!(lane_of(&heartbeats(&server, LANE_MESSAGES - 1)), 0);
+            assert_eq!(lane_of(&heartbeats(&server, 1000)), lane_of(&heartbeats(&server, LANE_MESSAGES)));
+        }
+        assert_eq!(lane_of(&[]), 0);
+    }
 }
