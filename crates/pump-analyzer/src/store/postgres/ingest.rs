@@ -388,7 +388,8 @@ async fn ingest_batch(
         .map(|i| round_rows.binary_search(&i).is_ok() && added.contains(&(pks[i], messages[i].nonce())))
         .collect();
 
-    let ids_of = |pk: i64| streams.values().find(|(s, _)| s.pk == pk).map(|(s, _)| s.id).unwrap_or_default();
+    let ids: HashMap<i64, Uuid> = streams.values().map(|(s, _)| (s.pk, s.id)).collect();
+    let ids_of = |pk: i64| ids.get(&pk).copied().unwrap_or_default();
     let mut deltas: HashMap<i64, StreamDelta> = HashMap::new();
     let mut outcomes = Vec::with_capacity(messages.len());
     for (i, message) in messages.iter().enumerate() {
