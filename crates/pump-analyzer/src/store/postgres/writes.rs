@@ -1,13 +1,12 @@
 //! Edits of the PostgreSQL backend other than ingest: stream notes, demo marks and deletes,
 //! seed reveal and verification results, settings.
 
+use deadpool_postgres::{Client, Transaction};
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::super::model::{BetCheck, Deleted, Reveal};
 use super::super::{LinkedStream, StreamKey};
-use deadpool_postgres::{Client, Transaction};
-use tokio_postgres::types::ToSql;
-
 use super::{PostgresStore, commit, now_micros};
 use crate::store::StoreError;
 use crate::store::hub::LiveEvent;
@@ -152,6 +151,7 @@ async fn insert_checks(client: &mut Client, pk: i64, stream_id: Uuid, results: &
     commit(tx, &events).await
 }
 
+/// Adds a chunk's checks to the stream's verification counters.
 async fn count_checks(tx: &Transaction<'_>, pk: i64, checked: i64, matched: i64) -> Result<u64, tokio_postgres::Error> {
     tx.execute(
         "UPDATE streams SET verified_checked = verified_checked + $2, verified_matched = verified_matched + $3,
