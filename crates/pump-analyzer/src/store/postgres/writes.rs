@@ -98,9 +98,7 @@ impl PostgresStore {
         match copy_checks(&tx, pk, &results).await {
             Ok(checked) => {
                 let matched = results.iter().filter(|r| r.matched).count() as i64;
-                count_checks(&tx, pk, checked, matched).await?;
-                let events = if checked > 0 { vec![LiveEvent::Verified { stream_id }] } else { Vec::new() };
-                commit(tx, &events).await
+                count_and_commit(tx, pk, stream_id, checked, matched).await
             }
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
                 drop(tx);
@@ -146,17 +144,24 @@ async fn insert_checks(client: &mut Client, pk: i64, stream_id: Uuid, results: &
         )
         .await?;
     let (checked, matched): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
-    count_checks(&tx, pk, checked, matched).await?;
-    let events = if checked > 0 { vec![LiveEvent::Verified { stream_id }] } else { Vec::new() };
-    commit(tx, &events).await
+    count_and_commit(tx, pk, stream_id, checked, matched).await
 }
 
-/// Adds a chunk's checks to the stream's verification counters.
-async fn count_checks(tx: &Transaction<'_>, pk: i64, checked: i64, matched: i64) -> Result<u64, tokio_postgres::Error> {
+/// Adds a chunk's checks to the stream's verification counters and commits, telling live
+/// clients when any were new.
+async fn count_and_commit(
+    tx: Transaction<'_>,
+    pk: i64,
+    stream_id: Uuid,
+    checked: i64,
+    matched: i64,
+) -> Result<(), StoreError> {
     tx.execute(
         "UPDATE streams SET verified_checked = verified_checked + $2, verified_matched = verified_matched + $3,
             verified_mismatched = verified_mismatched + ($2 - $3) WHERE pk = $1",
         &[&pk, &checked, &matched],
     )
-    .await
+    .await?;
+    let events = if checked > 0 { vec![LiveEvent::Verified { stream_id }] } else { Vec::new() };
+    commit(tx, &events).await
 }
